@@ -1,0 +1,52 @@
+// Package config holds the broker's configuration: defaults, the YAML file,
+// STREAMBUS_* environment variables and command-line flags, merged in that
+// order of increasing precedence, then validated.
+package config
+
+import "time"
+
+// FlushMode says when appended data is fsynced.
+type FlushMode string
+
+const (
+	// FlushOnAck fsyncs before acknowledging acks=1/all produce requests
+	// (group commit: concurrent producers share fsyncs). The default.
+	FlushOnAck FlushMode = "ack"
+	// FlushInterval fsyncs every log.flush.interval.ms; acknowledged data
+	// written since the last flush can be lost in a machine crash.
+	FlushInterval FlushMode = "interval"
+)
+
+// Config is the whole broker configuration. Field comments give the YAML
+// key (Kafka's name where Kafka has one) and the default.
+type Config struct {
+	NodeID              int32  // node.id, default 1
+	DataDir             string // data-dir, default ./streambus-data
+	KafkaAddr           string // kafka-addr, default localhost:9092
+	AdvertisedKafkaAddr string // advertised-kafka-addr, default: kafka-addr (with the bound port if :0)
+	HTTPAddr            string // http-addr, default localhost:9644
+
+	AutoCreateTopics         bool  // auto.create.topics.enable, default true
+	NumPartitions            int32 // num.partitions, default 1
+	DefaultReplicationFactor int16 // default.replication.factor, default 1
+
+	SocketRequestMaxBytes int32         // socket.request.max.bytes, default 104857600
+	ConnectionsMaxIdle    time.Duration // connections.max.idle.ms, default 600000
+	RequestReadTimeout    time.Duration // socket.request.read.timeout.ms, default 30000: a request half-sent for longer is dropped
+
+	FlushMode     FlushMode     // log.flush.mode, default "ack"
+	FlushInterval time.Duration // log.flush.interval.ms, default 1000 (used with log.flush.mode=interval)
+
+	LogRetentionCheckInterval time.Duration // log.retention.check.interval.ms, default 300000
+
+	// TopicDefaults are broker-level defaults for topic configs, keyed by
+	// the topic config name (retention.ms, segment.bytes, ...), set in YAML
+	// under Kafka's broker names (log.retention.ms, log.segment.bytes,
+	// log.roll.ms, log.cleanup.policy, log.cleaner.delete.retention.ms,
+	// log.cleaner.min.compaction.lag.ms, message.max.bytes,
+	// log.message.timestamp.type, compression.type, log.retention.bytes,
+	// log.index.interval.bytes). Only keys that were set appear.
+	TopicDefaults map[string]string
+
+	ShutdownTimeout time.Duration // shutdown.timeout.ms, default 10000
+}
