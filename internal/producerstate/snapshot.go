@@ -98,10 +98,10 @@ func decodeSnapshot(data []byte) (map[int64]*entry, error) {
 	for i := uint64(0); i < count; i++ {
 		id, e, n, err := decodeEntry(rest)
 		if err != nil {
-			return nil, fmt.Errorf("producer %d of %d: %w", i, count, err)
+			return nil, fmt.Errorf("entry %d of %d: %w", i, count, err)
 		}
 		if id <= prevID {
-			return nil, fmt.Errorf("producer %d of %d: id %d not above previous %d", i, count, id, prevID)
+			return nil, fmt.Errorf("entry %d of %d: producer id %d not above previous %d", i, count, id, prevID)
 		}
 		prevID = id
 		producers[id] = e
