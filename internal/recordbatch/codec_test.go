@@ -200,8 +200,6 @@ func TestDecompressBomb(t *testing.T) {
 	const bound = 1 << 20
 	for c, inputs := range bombs(t) {
 		for i, src := range inputs {
-			// Check the bomb is real: a little more than the bound
-			// would otherwise decode fine.
 			var before, after runtime.MemStats
 			runtime.GC()
 			runtime.ReadMemStats(&before)

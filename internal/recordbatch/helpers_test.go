@@ -63,8 +63,14 @@ func mustBuild(t testing.TB, h Header, recs []Record, c Codec) []byte {
 	return b
 }
 
+// fataler is what the comparison helpers need of testing.TB and *rapid.T.
+type fataler interface {
+	Helper()
+	Fatalf(format string, args ...any)
+}
+
 // recordsEqual compares records, distinguishing nil (null) from empty.
-func recordsEqual(t testing.TB, got, want []Record) {
+func recordsEqual(t fataler, got, want []Record) {
 	t.Helper()
 	if len(got) != len(want) {
 		t.Fatalf("got %d records, want %d", len(got), len(want))
@@ -88,7 +94,7 @@ func recordsEqual(t testing.TB, got, want []Record) {
 	}
 }
 
-func bytesEqual(t testing.TB, what string, got, want []byte) {
+func bytesEqual(t fataler, what string, got, want []byte) {
 	t.Helper()
 	if (got == nil) != (want == nil) || !bytes.Equal(got, want) {
 		t.Fatalf("%s: got %q (nil %v), want %q (nil %v)", what, got, got == nil, want, want == nil)
