@@ -1,0 +1,319 @@
+package config
+
+import (
+	"fmt"
+	"math"
+	"net"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/streambus/streambus/internal/topicconfig"
+)
+
+// setting is one configuration key: how to parse it into a Config, how to
+// print it back, and how to check a Config built without Load.
+type setting struct {
+	key  string // YAML key; the environment name derives from it
+	flag string // command-line flag name, "" when the key has no flag
+	arg  string // placeholder for the flag's value in the usage text
+	typ  kmsg.ConfigType
+	doc  string
+	// set parses v and stores it; the error does not name the key or
+	// source, the caller adds both.
+	set func(c *Config, v string) error
+	// get formats the current value; nil for input-only aliases
+	// (log.retention.hours) that DescribeConfigs does not list.
+	get func(c *Config) string
+	// check validates the current value; nil when set cannot produce an
+	// invalid one and the field needs no separate check (topic defaults are
+	// checked as a whole by Validate).
+	check func(c *Config) error
+}
+
+// envName returns the environment variable for a YAML key:
+// STREAMBUS_ + the key uppercased with '.' and '-' turned into '_'.
+func envName(key string) string {
+	return "STREAMBUS_" + strings.ToUpper(strings.NewReplacer(".", "_", "-", "_").Replace(key))
+}
+
+// maxMs is the largest millisecond count a time.Duration holds.
+const maxMs = math.MaxInt64 / int64(time.Millisecond)
+
+func parseInt(v string, lo, hi int64) (int64, error) {
+	n, err := strconv.ParseInt(strings.TrimSpace(v), 10, 64)
+	if err != nil {
+		return 0, fmt.Errorf("%q is not an integer", v)
+	}
+	if n < lo || n > hi {
+		return 0, fmt.Errorf("%d is out of range [%d, %d]", n, lo, hi)
+	}
+	return n, nil
+}
+
+func intSetting[T int16 | int32](key, flag, doc string, lo, hi int64, field func(*Config) *T) setting {
+	typ := kmsg.ConfigTypeInt
+	if hi <= math.MaxInt16 {
+		typ = kmsg.ConfigTypeShort
+	}
+	return setting{
+		key: key, flag: flag, arg: "N", typ: typ, doc: doc,
+		set: func(c *Config, v string) error {
+			n, err := parseInt(v, lo, hi)
+			if err != nil {
+				return err
+			}
+			*field(c) = T(n)
+			return nil
+		},
+		get: func(c *Config) string { return strconv.FormatInt(int64(*field(c)), 10) },
+		check: func(c *Config) error {
+			if n := int64(*field(c)); n < lo || n > hi {
+				return fmt.Errorf("%d is out of range [%d, %d]", n, lo, hi)
+			}
+			return nil
+		},
+	}
+}
+
+// msSetting is a duration given in milliseconds, as Kafka's *.ms keys are.
+func msSetting(key, doc string, lo int64, field func(*Config) *time.Duration) setting {
+	return setting{
+		key: key, arg: "MS", typ: kmsg.ConfigTypeLong, doc: doc,
+		set: func(c *Config, v string) error {
+			n, err := parseInt(v, lo, maxMs)
+			if err != nil {
+				return err
+			}
+			*field(c) = time.Duration(n) * time.Millisecond
+			return nil
+		},
+		get: func(c *Config) string { return strconv.FormatInt(field(c).Milliseconds(), 10) },
+		check: func(c *Config) error {
+			if d := *field(c); d < time.Duration(lo)*time.Millisecond {
+				return fmt.Errorf("%v is below the minimum of %dms", d, lo)
+			}
+			return nil
+		},
+	}
+}
+
+func boolSetting(key, doc string, field func(*Config) *bool) setting {
+	return setting{
+		key: key, arg: "BOOL", typ: kmsg.ConfigTypeBoolean, doc: doc,
+		set: func(c *Config, v string) error {
+			switch strings.ToLower(strings.TrimSpace(v)) {
+			case "true":
+				*field(c) = true
+			case "false":
+				*field(c) = false
+			default:
+				return fmt.Errorf("%q is not true or false", v)
+			}
+			return nil
+		},
+		get: func(c *Config) string { return strconv.FormatBool(*field(c)) },
+	}
+}
+
+func checkDir(v string) error {
+	if strings.TrimSpace(v) == "" {
+		return fmt.Errorf("must not be empty")
+	}
+	return nil
+}
+
+// checkAddr validates HOST:PORT. An empty host means all interfaces; port 0
+// (an ephemeral port, for tests) is allowed only for addresses we listen on.
+func checkAddr(v string, listen bool) error {
+	host, port, err := net.SplitHostPort(v)
+	if err != nil {
+		return fmt.Errorf("%q is not HOST:PORT: %v", v, err)
+	}
+	lo := int64(1)
+	if listen {
+		lo = 0
+	}
+	n, err := strconv.ParseInt(port, 10, 32)
+	if err != nil || n < lo || n > 65535 {
+		return fmt.Errorf("%q has an invalid port %q (want %d-65535)", v, port, lo)
+	}
+	if !listen && host == "" {
+		return fmt.Errorf("%q has no host: clients need one to connect", v)
+	}
+	return nil
+}
+
+// addrSetting is a HOST:PORT string. optional allows the empty string
+// (meaning "derive it"), used for advertised-kafka-addr.
+func addrSetting(key, doc string, listen, optional bool, field func(*Config) *string) setting {
+	check := func(v string) error {
+		if optional && v == "" {
+			return nil
+		}
+		return checkAddr(v, listen)
+	}
+	return setting{
+		key: key, flag: key, arg: "HOST:PORT", typ: kmsg.ConfigTypeString, doc: doc,
+		set: func(c *Config, v string) error {
+			v = strings.TrimSpace(v)
+			if err := check(v); err != nil {
+				return err
+			}
+			*field(c) = v
+			return nil
+		},
+		get:   func(c *Config) string { return *field(c) },
+		check: func(c *Config) error { return check(*field(c)) },
+	}
+}
+
+// topicDefaultSetting is a broker-level default for a topic config, set
+// under Kafka's broker name and stored under the topic name.
+func topicDefaultSetting(brokerKey, topicKey string) setting {
+	return setting{
+		key: brokerKey, arg: "VALUE", typ: topicconfig.Type(topicKey),
+		doc: topicconfig.Doc(topicKey) + " Default for the topic config " + topicKey + ".",
+		set: func(c *Config, v string) error {
+			if err := topicconfig.Validate(topicKey, v); err != nil {
+				return err
+			}
+			setTopicDefault(c, topicKey, strings.TrimSpace(v))
+			return nil
+		},
+		get: func(c *Config) string {
+			if v, ok := c.TopicDefaults[topicKey]; ok {
+				return v
+			}
+			v, _ := topicconfig.Default(topicKey)
+			return v
+		},
+	}
+}
+
+// unitSetting is an input-only alias such as log.retention.hours that sets
+// a millisecond topic default. Within one source it is applied before the
+// .ms key, so the .ms key wins when both are given, as in Kafka.
+func unitSetting(brokerKey, topicKey string, unitMs, lo int64) setting {
+	return setting{
+		key: brokerKey, arg: "N", typ: kmsg.ConfigTypeInt,
+		doc: fmt.Sprintf("Sets %s in units of %dms; %s wins if both are given in one place.",
+			topicconfig.BrokerName(topicKey), unitMs, topicconfig.BrokerName(topicKey)),
+		set: func(c *Config, v string) error {
+			n, err := parseInt(v, lo, math.MaxInt64/unitMs)
+			if err != nil {
+				return err
+			}
+			ms := n * unitMs
+			if n == -1 {
+				ms = -1 // unlimited, not -unitMs
+			}
+			s := strconv.FormatInt(ms, 10)
+			if err := topicconfig.Validate(topicKey, s); err != nil {
+				return err
+			}
+			setTopicDefault(c, topicKey, s)
+			return nil
+		},
+	}
+}
+
+func setTopicDefault(c *Config, topicKey, v string) {
+	if c.TopicDefaults == nil {
+		c.TopicDefaults = map[string]string{}
+	}
+	c.TopicDefaults[topicKey] = v
+}
+
+// settings lists every key Load understands, in the order sources apply
+// them (aliases before the keys that override them) and usage lists them.
+var settings = buildSettings()
+
+func buildSettings() []setting {
+	s := []setting{
+		intSetting("node.id", "node-id", "This broker's id (also reported as broker.id).",
+			0, math.MaxInt32, func(c *Config) *int32 { return &c.NodeID }),
+		{
+			key: "data-dir", flag: "data-dir", arg: "DIR", typ: kmsg.ConfigTypeString,
+			doc: "Directory holding partition logs and metadata (Kafka's log.dirs).",
+			set: func(c *Config, v string) error {
+				if err := checkDir(v); err != nil {
+					return err
+				}
+				c.DataDir = v
+				return nil
+			},
+			get:   func(c *Config) string { return c.DataDir },
+			check: func(c *Config) error { return checkDir(c.DataDir) },
+		},
+		addrSetting("kafka-addr", "Address the Kafka protocol listener binds; port 0 picks a free port.",
+			true, false, func(c *Config) *string { return &c.KafkaAddr }),
+		addrSetting("advertised-kafka-addr", "Address given to clients in metadata; empty means kafka-addr with the bound port (localhost when kafka-addr has no host).",
+			false, true, func(c *Config) *string { return &c.AdvertisedKafkaAddr }),
+		addrSetting("http-addr", "Address of the HTTP server for /metrics, /healthz, /readyz and /debug/pprof.",
+			true, false, func(c *Config) *string { return &c.HTTPAddr }),
+		boolSetting("auto.create.topics.enable", "Create unknown topics on metadata requests and produces.",
+			func(c *Config) *bool { return &c.AutoCreateTopics }),
+		intSetting("num.partitions", "", "Partitions of auto-created topics and of CreateTopics with -1.",
+			1, math.MaxInt32, func(c *Config) *int32 { return &c.NumPartitions }),
+		intSetting("default.replication.factor", "", "Replication factor of auto-created topics and of CreateTopics with -1.",
+			1, math.MaxInt16, func(c *Config) *int16 { return &c.DefaultReplicationFactor }),
+		intSetting("socket.request.max.bytes", "", "Largest request frame accepted; larger ones close the connection.",
+			1, math.MaxInt32, func(c *Config) *int32 { return &c.SocketRequestMaxBytes }),
+		msSetting("connections.max.idle.ms", "Idle connections are closed after this long.",
+			1, func(c *Config) *time.Duration { return &c.ConnectionsMaxIdle }),
+		msSetting("socket.request.read.timeout.ms", "A request half-received for longer than this closes the connection.",
+			1, func(c *Config) *time.Duration { return &c.RequestReadTimeout }),
+		{
+			key: "log.flush.mode", arg: "MODE", typ: kmsg.ConfigTypeString,
+			doc: "When appends are fsynced: ack (before acknowledging acks=1/all produces) or interval (every log.flush.interval.ms).",
+			set: func(c *Config, v string) error {
+				m := FlushMode(strings.TrimSpace(v))
+				if err := checkFlushMode(m); err != nil {
+					return err
+				}
+				c.FlushMode = m
+				return nil
+			},
+			get:   func(c *Config) string { return string(c.FlushMode) },
+			check: func(c *Config) error { return checkFlushMode(c.FlushMode) },
+		},
+		msSetting("log.flush.interval.ms", "Time between fsyncs with log.flush.mode=interval.",
+			1, func(c *Config) *time.Duration { return &c.FlushInterval }),
+		msSetting("log.retention.check.interval.ms", "How often retention deletes old segments.",
+			1, func(c *Config) *time.Duration { return &c.LogRetentionCheckInterval }),
+		msSetting("shutdown.timeout.ms", "How long a graceful shutdown waits before closing connections.",
+			1, func(c *Config) *time.Duration { return &c.ShutdownTimeout }),
+		unitSetting("log.retention.hours", "retention.ms", 3600000, -1),
+		unitSetting("log.retention.minutes", "retention.ms", 60000, -1),
+		unitSetting("log.roll.hours", "segment.ms", 3600000, 1),
+	}
+	for _, name := range topicconfig.Names() {
+		b := topicconfig.BrokerName(name)
+		// log.flush.interval.ms is the broker's own flush interval (a
+		// Config field), not a default for the unenforced flush.ms.
+		if b == "" || b == "log.flush.interval.ms" {
+			continue
+		}
+		s = append(s, topicDefaultSetting(b, name))
+	}
+	return s
+}
+
+func checkFlushMode(m FlushMode) error {
+	if m != FlushOnAck && m != FlushInterval {
+		return fmt.Errorf("%q is not %s or %s", m, FlushOnAck, FlushInterval)
+	}
+	return nil
+}
+
+func lookupSetting(key string) (*setting, bool) {
+	for i := range settings {
+		if settings[i].key == key {
+			return &settings[i], true
+		}
+	}
+	return nil, false
+}
