@@ -1,0 +1,20 @@
+// Package integration holds black-box tests of the StreamBus broker: real
+// broker processes, real sockets and real Kafka clients (franz-go, sarama,
+// kafka-go, librdkafka through kcat).
+//
+// The package has no code of its own; everything lives in _test.go files.
+// How the broker under test is chosen (see harness_test.go):
+//
+//   - STREAMBUS_TEST_ADDR=host:port: an already running broker. Tests that
+//     need to start, configure, stop or restart a process are skipped.
+//   - STREAMBUS_TEST_BROKER=kfake: franz-go's kfake, run as a child process
+//     of the test binary so that process tests (signals, restarts, memory)
+//     work the same way. Useful while the real broker is missing or broken.
+//   - otherwise: cmd/streambus-broker is built once per test binary and every
+//     test starts its own broker processes on free 127.0.0.1 ports with
+//     temporary data directories. If cmd/streambus-broker does not exist yet
+//     the harness falls back to kfake and says so.
+//
+// Run with `go test ./test/integration/` (add -v to see per-test output).
+// kcat tests skip when kcat is not installed; .ci/run installs it.
+package integration
