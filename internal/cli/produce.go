@@ -1,0 +1,239 @@
+package cli
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"sync"
+	"time"
+
+	"github.com/spf13/cobra"
+	"github.com/twmb/franz-go/pkg/kgo"
+)
+
+type produceOptions struct {
+	values       []string
+	key          string
+	keySeparator string
+	headers      []string
+	partition    int32
+	acks         string
+	compression  string
+	idempotent   bool
+	linger       time.Duration
+}
+
+// maxReportedFailures bounds how many failed records produce lists
+// individually; the rest are only counted.
+const maxReportedFailures = 10
+
+func (a *app) newProduceCommand() *cobra.Command {
+	var o produceOptions
+	cmd := &cobra.Command{
+		Use:   "produce TOPIC",
+		Short: "Produce records from stdin (one per line) or from --value",
+		Long: `Produce records to TOPIC and wait until every one is acknowledged.
+
+Input: each --value flag is one record; without --value, each line of stdin is
+one record (the trailing "\n", and a "\r" before it, are removed; an empty line
+is a record with an empty value; a final line without "\n" is still a record).
+
+Keys: --key K gives every record key K. --key-separator SEP splits each input
+at the first SEP into key and value; an input without SEP keeps the whole text
+as its value and gets --key (or no key).
+
+The summary goes to stderr. If any record fails, each failure is reported
+(up to ` + fmt.Sprint(maxReportedFailures) + `) and the exit status is 1.`,
+		Example: `  printf 'k1:hello\nk2:world\n' | streambus-cli produce orders --key-separator :
+  streambus-cli produce orders --value '{"id":1}' --header source=cli --acks 1`,
+		Args: exactArgs(1, "TOPIC"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return a.runProduce(cmd.Context(), args[0], o, cmd.Flags().Changed("idempotent"))
+		},
+	}
+	f := cmd.Flags()
+	f.StringArrayVar(&o.values, "value", nil, "record value; repeat for several records (stdin is not read when given)")
+	f.StringVar(&o.key, "key", "", "key for every record (default: no key)")
+	f.StringVar(&o.keySeparator, "key-separator", "", "split each input at the first SEP into key and value")
+	f.StringArrayVar(&o.headers, "header", nil, "record header key=value, added to every record; repeatable")
+	f.Int32Var(&o.partition, "partition", -1, "partition to produce to (default: the client's sticky key-hash partitioner)")
+	f.StringVar(&o.acks, "acks", "all", "acknowledgements to wait for: all|1|0")
+	f.StringVar(&o.compression, "compression", "none", "batch compression: none|gzip|snappy|lz4|zstd")
+	f.BoolVar(&o.idempotent, "idempotent", true, "idempotent producer (default true with --acks all, false otherwise; requires --acks all)")
+	f.DurationVar(&o.linger, "linger", 0, "how long to wait for more records before sending a batch")
+	return cmd
+}
+
+// produceStats collects promise results; promises run on client goroutines.
+type produceStats struct {
+	mu       sync.Mutex
+	ok       int64
+	bytes    int64
+	failed   int64
+	failures []string // first maxReportedFailures, in failure order
+}
+
+func (s *produceStats) record(index int, r *kgo.Record, err error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err == nil {
+		s.ok++
+		s.bytes += int64(len(r.Key) + len(r.Value))
+		return
+	}
+	s.failed++
+	if len(s.failures) < maxReportedFailures {
+		s.failures = append(s.failures, fmt.Sprintf("record %d: %v", index, err))
+	}
+}
+
+func (a *app) runProduce(ctx context.Context, topic string, o produceOptions, idempotentSet bool) error {
+	headers, err := parseKeyValues("--header", o.headers)
+	if err != nil {
+		return usageError{err}
+	}
+	popts, err := producerOpts(o.acks, o.compression, o.idempotent, idempotentSet)
+	if err != nil {
+		return usageError{err}
+	}
+	if o.partition < -1 {
+		return usageErrorf("--partition must be >= 0, got %d", o.partition)
+	}
+	if o.linger < 0 {
+		return usageErrorf("--linger must not be negative")
+	}
+	popts = append(popts,
+		// Like Kafka's Java producer, let the broker auto-create a missing
+		// topic if (and only if) its auto.create.topics.enable allows it.
+		kgo.AllowAutoTopicCreation(),
+		kgo.DefaultProduceTopic(topic),
+		kgo.ProducerLinger(o.linger),
+		kgo.RecordDeliveryTimeout(a.opts.requestTimeout+o.linger),
+	)
+	if o.partition >= 0 {
+		popts = append(popts, kgo.RecordPartitioner(kgo.ManualPartitioner()))
+	}
+	cl, err := a.newClient(popts...)
+	if err != nil {
+		return err
+	}
+
+	var rhdrs []kgo.RecordHeader
+	for _, h := range headers {
+		rhdrs = append(rhdrs, kgo.RecordHeader{Key: h[0], Value: []byte(h[1])})
+	}
+	build := func(input []byte) *kgo.Record {
+		r := &kgo.Record{Topic: topic, Headers: rhdrs, Value: input}
+		if o.key != "" {
+			r.Key = []byte(o.key)
+		}
+		if o.keySeparator != "" {
+			if k, v, ok := bytes.Cut(input, []byte(o.keySeparator)); ok {
+				r.Key, r.Value = k, v
+			}
+		}
+		if o.partition >= 0 {
+			r.Partition = o.partition
+		}
+		return r
+	}
+
+	start := time.Now()
+	stats := &produceStats{}
+	n := 0
+	send := func(input []byte) {
+		n++
+		index := n
+		cl.Produce(ctx, build(input), func(r *kgo.Record, err error) { stats.record(index, r, err) })
+	}
+	var inputErr error
+	if len(o.values) > 0 {
+		for _, v := range o.values {
+			if ctx.Err() != nil {
+				break
+			}
+			send([]byte(v))
+		}
+	} else {
+		inputErr = readLines(ctx, a.env.Stdin, send)
+	}
+	// Flush waits for every promise; if ctx is cancelled first, closing the
+	// client fails what is still buffered, and those failures are counted.
+	_ = cl.Flush(ctx)
+	cl.Close()
+	elapsed := time.Since(start)
+
+	stats.mu.Lock()
+	defer stats.mu.Unlock()
+	notSent := int64(n) - stats.ok - stats.failed // only non-zero if Flush was interrupted
+	fmt.Fprintf(a.env.Stderr, "produced %d of %d record(s) (%d bytes) to topic %q in %v; %d failed\n",
+		stats.ok, n, stats.bytes, topic, elapsed.Round(time.Millisecond), stats.failed+notSent)
+	for _, f := range stats.failures {
+		fmt.Fprintf(a.env.Stderr, "  %s\n", f)
+	}
+	if extra := stats.failed - int64(len(stats.failures)); extra > 0 {
+		fmt.Fprintf(a.env.Stderr, "  ... and %d more failed record(s)\n", extra)
+	}
+	switch {
+	case inputErr != nil && !errors.Is(inputErr, context.Canceled):
+		return fmt.Errorf("produce: read stdin: %w", inputErr)
+	case stats.failed+notSent > 0:
+		return fmt.Errorf("produce: %d of %d record(s) failed", stats.failed+notSent, n)
+	case ctx.Err() != nil:
+		return fmt.Errorf("produce: interrupted: %w", ctx.Err())
+	}
+	return nil
+}
+
+// readLines calls fn with each line of r, without its line ending. Reading
+// happens on a separate goroutine so that cancelling ctx stops produce even
+// while a terminal read blocks; that goroutine exits after its current Read
+// returns (at the next line or EOF), which for a terminal may only be when
+// the process ends. fn runs on the caller's goroutine.
+func readLines(ctx context.Context, r io.Reader, fn func([]byte)) error {
+	type item struct {
+		line []byte
+		err  error
+	}
+	ch := make(chan item)
+	go func() {
+		br := bufio.NewReaderSize(r, 64<<10)
+		for {
+			line, err := br.ReadBytes('\n')
+			if len(line) > 0 {
+				line = bytes.TrimSuffix(line, []byte("\n"))
+				line = bytes.TrimSuffix(line, []byte("\r"))
+				select {
+				case ch <- item{line: line}:
+				case <-ctx.Done():
+					return
+				}
+			}
+			if err != nil {
+				if errors.Is(err, io.EOF) {
+					err = nil
+				}
+				select {
+				case ch <- item{err: err}:
+				case <-ctx.Done():
+				}
+				return
+			}
+		}
+	}()
+	for {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case it := <-ch:
+			if it.line != nil {
+				fn(it.line)
+				continue
+			}
+			return it.err
+		}
+	}
+}

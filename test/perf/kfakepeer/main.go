@@ -1,0 +1,79 @@
+// Command kfakepeer runs franz-go's in-process fake broker (kfake) as a
+// stand-alone benchmark peer, so `streambus-cli bench` can measure it and a
+// StreamBus broker on the same machine in the same run. It is a yardstick
+// only: kfake is not a production broker and not a model for StreamBus.
+//
+//	kfakepeer --addr 127.0.0.1:9192 --data-dir /tmp/kfake --partitions 16
+//
+// It serves until SIGINT or SIGTERM, then closes the cluster (flushing its
+// data directory, if any) and exits.
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"net"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/twmb/franz-go/pkg/kfake"
+)
+
+func main() {
+	if err := run(os.Args[1:]); err != nil {
+		fmt.Fprintf(os.Stderr, "kfakepeer: %v\n", err)
+		os.Exit(1)
+	}
+}
+
+func run(args []string) error {
+	fs := flag.NewFlagSet("kfakepeer", flag.ContinueOnError)
+	addr := fs.String("addr", "127.0.0.1:9192", "host:port to listen on (the one broker advertises it)")
+	dataDir := fs.String("data-dir", "", "persist the log in this directory (default: in memory only)")
+	partitions := fs.Int("partitions", 16, "partitions of auto-created topics and the broker default for CreateTopics with -1")
+	syncWrites := fs.Bool("sync-writes", false, "fsync every batch (only with --data-dir); the default relies on the page cache like Kafka")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("unexpected arguments: %v", fs.Args())
+	}
+	if *partitions < 1 {
+		return fmt.Errorf("--partitions must be positive, got %d", *partitions)
+	}
+	if *syncWrites && *dataDir == "" {
+		return fmt.Errorf("--sync-writes needs --data-dir")
+	}
+	if _, _, err := net.SplitHostPort(*addr); err != nil {
+		return fmt.Errorf("--addr %q: %w", *addr, err)
+	}
+
+	opts := []kfake.Opt{
+		kfake.NumBrokers(1),
+		kfake.DefaultNumPartitions(*partitions),
+		kfake.AllowAutoTopicCreation(),
+		// kfake always listens on 127.0.0.1; ListenFn substitutes the
+		// requested address (the single broker advertises what it bound).
+		kfake.ListenFn(func(network, _ string) (net.Listener, error) { return net.Listen(network, *addr) }),
+	}
+	if *dataDir != "" {
+		opts = append(opts, kfake.DataDir(*dataDir))
+		if *syncWrites {
+			opts = append(opts, kfake.SyncWrites())
+		}
+	}
+	c, err := kfake.NewCluster(opts...)
+	if err != nil {
+		return fmt.Errorf("start kfake: %w", err)
+	}
+	defer c.Close()
+	fmt.Printf("kfakepeer listening on %v\n", c.ListenAddrs())
+
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	<-ctx.Done()
+	fmt.Println("kfakepeer stopping")
+	return nil
+}
