@@ -456,8 +456,9 @@ func (l *Local) validateConfigs(configs map[string]string) error {
 }
 
 // warnCollision logs when name differs from an existing topic only in '.'
-// versus '_', which makes their metric names collide. Kafka's KRaft
-// controller rejects such names; StreamBus allows them.
+// versus '_', which makes their metric names collide. Kafka rejects such a
+// create with INVALID_TOPIC_EXCEPTION ("collides with existing topics");
+// StreamBus deliberately allows it and only warns.
 func (l *Local) warnCollision(img *Image, name string) {
 	if !strings.ContainsAny(name, "._") {
 		return
