@@ -1,0 +1,121 @@
+// Package storage is the partition log: Kafka-style segmented,
+// crash-safe storage of record batches, with sparse offset and time
+// indexes, retention, compaction, idempotent-producer state and group
+// commit.
+//
+// # Directory layout
+//
+// A Manager owns a data directory with one directory per partition,
+// named <topic>-<partition> (the partition is what follows the last '-').
+// A partition directory being deleted is renamed to
+// <topic>-<partition>.<unix-nanos>-delete and removed in the background;
+// leftovers are removed at open.
+//
+//	<data-dir>/<topic>-<partition>/
+//	    00000000000000000000.log        record batches
+//	    00000000000000000000.index      sparse offset index
+//	    00000000000000000000.timeindex  sparse time index
+//	    00000000000000001234.log        next segment, base offset 1234
+//	    ...
+//	    00000000000000001234.snapshot   producer state at offset 1234
+//	    log-start-offset.checkpoint     DeleteRecords' log start offset
+//	    recovery-point.checkpoint       offset/position known durable and valid
+//	    leader-epoch.checkpoint         leader epoch → start offset
+//	    clean-shutdown                  present only after a clean Close
+//
+// Segment and snapshot names are the base offset as 20 zero-padded
+// decimal digits. Transient names: <name>.tmp (a checkpoint being
+// written: deleted at open), N.log.cleaned (compaction output being
+// written: deleted at open), N.log.swap (compaction output committed:
+// renamed over N.log at open, N.index/N.timeindex deleted and rebuilt),
+// N.*.deleted (removed segment files being unlinked: deleted at open).
+//
+// # Segment file (N.log)
+//
+// Record batches (magic 2, see package recordbatch) back to back, exactly
+// as stored by the broker: baseOffset and partitionLeaderEpoch assigned
+// at append. Base offsets strictly increase; gaps appear only after
+// compaction. A segment's size stays below 2^32 so positions fit the
+// index, and its offsets within base+2^32.
+//
+// # Offset index (N.index)
+//
+// Append-only (no preallocation), 8-byte entries, all big-endian:
+//
+//	offset  size  field
+//	     0     4  relative offset (batch base offset − N), strictly increasing
+//	     4     4  file position of that batch, strictly increasing, > 0
+//
+// An entry is added for a batch when more than index.interval.bytes were
+// written since the previous entry (position 0 is implicit).
+//
+// # Time index (N.timeindex)
+//
+// Append-only, 12-byte entries:
+//
+//	offset  size  field
+//	     0     8  timestamp: the largest max timestamp of the batches before
+//	              the batch at the relative offset, strictly increasing
+//	     8     4  relative offset of a batch that has an offset index entry
+//
+// So every batch before the entry's batch has a max timestamp ≤ ts: a
+// lookup for target T starts scanning at the last entry with ts < T.
+// Entries are written together with offset index entries, only when the
+// timestamp grew.
+//
+// # Checkpoint files
+//
+// See checkpoint.go for the framing (magic "SBCK", version, kind, length,
+// payload, CRC-32C); payloads are big-endian int64s, except the leader
+// epoch list (count u32, then epoch i32 + start offset i64 each).
+// Checkpoints are written to a .tmp file, fsynced, renamed into place, and
+// the directory fsynced. A corrupt checkpoint is ignored (logged): each is
+// only an optimisation or is re-derivable, except log-start-offset, whose
+// loss only un-hides records DeleteRecords hid inside the first segment.
+//
+// Producer snapshots use the producerstate format; the three newest are
+// kept, plus the newest at or below the log start offset.
+//
+// # Durability
+//
+// Append writes with pwrite and never fsyncs. A per-log flusher goroutine
+// performs group commit: it notes the log end, fsyncs the log files that
+// may hold unsynced data (rolled segments, with their indexes, then the
+// active segment, then the directory if files were created), and advances
+// the durable offset to what it noted, waking every Sync caller covered.
+// Callers that arrive during an fsync are served by the next round. In
+// FlushOnAck mode every append wakes the flusher, and the high watermark is
+// the durable offset, so consumers never see data a crash could take
+// away; in interval mode Run wakes it every FlushInterval and the high
+// watermark is the log end. An fsync or write error fails the log (Kafka
+// takes the log directory offline): retrying an fsync is unsound.
+//
+// The active segment's indexes are never fsynced on the append path:
+// recovery rebuilds them. A rolled segment's indexes are fsynced with it.
+//
+// # Recovery
+//
+// Close writes a clean-shutdown marker after fsyncing everything. Open
+// reads and deletes it; with a marker that matches the files nothing is
+// scanned (indexes of closed segments are loaded lazily on first use), so
+// opening a large clean log costs a directory listing and one stat per
+// segment. Without one, every batch after the recovery point is validated
+// (framing, CRC-32C, increasing offsets), the log is truncated at the
+// first torn or corrupt batch or at a gap between segments (data of a
+// later segment that outlived an unsynced earlier one), and the scanned
+// segments' indexes are rebuilt. Indexes of other segments are checked
+// when loaded (sizes, monotonicity, bounds, the last entry against the
+// log) and on each lookup (the entry's batch must have the entry's
+// offset), and rebuilt from the log when wrong.
+//
+// The recovery point is checkpointed after the flush that follows each
+// roll, at open and at Close, and lowered by Truncate.
+//
+// # Concurrency
+//
+// Log.mu serialises appends and structural changes. Readers take it only
+// to pick segments (reference-counted) and do their I/O outside it;
+// segment files are closed when the last reference goes, so deletion by
+// retention, compaction or topic deletion never closes a file under a
+// reader. Lock order: Log.cpMu, Log.mu, segment.idxMu.
+package storage

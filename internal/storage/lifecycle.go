@@ -1,0 +1,175 @@
+package storage
+
+import (
+	"errors"
+	"fmt"
+	"path/filepath"
+	"time"
+)
+
+// close stops the flusher, makes everything durable, writes the producer
+// snapshot, recovery point and clean-shutdown marker, and drops the log's
+// segment references (Slices still held keep their files open).
+func (l *Log) close() error {
+	l.mu.Lock()
+	if l.closed {
+		l.mu.Unlock()
+		return nil
+	}
+	l.closed = true
+	l.mu.Unlock()
+	close(l.stop)
+	<-l.flusherDone
+
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	err := l.failed
+	if err == nil {
+		err = l.flushAllLocked()
+	}
+	if err == nil {
+		err = l.writeSnapshotLocked()
+	}
+	if err == nil {
+		a := l.activeLocked()
+		err = writeCheckpoint(l.fs, filepath.Join(l.dir, recoveryPointFile), ckKindRecoveryPoint, putInt64s(l.logEnd, a.base, a.size))
+		if err == nil {
+			err = writeCheckpoint(l.fs, filepath.Join(l.dir, cleanShutdownFile), ckKindCleanShutdown, putInt64s(l.logEnd, a.base, a.size))
+		}
+	}
+	if err == nil {
+		l.durable = l.logEnd
+		if l.opts.FlushOnAck {
+			l.notifyLocked()
+		}
+		l.wakeWaitersLocked()
+	}
+	l.shutdownLocked()
+	if err != nil {
+		return fmt.Errorf("storage: close %v: %w", l.id, err)
+	}
+	return nil
+}
+
+// flushAllLocked fsyncs every segment that may hold unsynced data and the
+// active segment's indexes, and the directory.
+func (l *Log) flushAllLocked() error {
+	var errs []error
+	for _, s := range l.unflushed {
+		errs = append(errs, s.f.Sync(), s.syncIndexes())
+		s.release()
+	}
+	l.unflushed = nil
+	a := l.activeLocked()
+	errs = append(errs, a.f.Sync(), a.syncIndexes(), l.fs.SyncDir(l.dir))
+	return errors.Join(errs...)
+}
+
+// shutdownLocked fails remaining waiters, wakes long-pollers and drops
+// the segment references.
+func (l *Log) shutdownLocked() {
+	for _, w := range l.waiters {
+		w.ch <- ErrClosed
+	}
+	l.waiters = nil
+	close(l.changed) // and never replaced: every later Changed() is closed
+	for _, s := range l.unflushed {
+		s.release()
+	}
+	l.unflushed = nil
+	for _, s := range l.segs {
+		s.release()
+	}
+}
+
+// closeForDelete closes the log without flushing: its directory is about
+// to be removed.
+func (l *Log) closeForDelete() {
+	l.mu.Lock()
+	if l.closed {
+		l.mu.Unlock()
+		return
+	}
+	l.closed = true
+	l.mu.Unlock()
+	close(l.stop)
+	<-l.flusherDone
+	l.mu.Lock()
+	l.shutdownLocked()
+	l.mu.Unlock()
+}
+
+// applyRetention deletes closed segments past retention.ms (by their
+// largest timestamp) or while the log exceeds retention.bytes, as Kafka's
+// deleteRetentionMsBreachedSegments and deleteRetentionSizeBreachedSegments
+// do. If every segment including a non-empty active one has expired, the
+// active segment is rolled first so it can go too. It returns the number of
+// segments deleted.
+func (l *Log) applyRetention(now time.Time) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.closed || l.failed != nil || !l.cfg.Delete {
+		return 0, nil
+	}
+	nowMs := now.UnixMilli()
+	interval := l.intervalLocked()
+	n := 0
+	if l.cfg.RetentionMs >= 0 {
+		for n < len(l.segs) {
+			s := l.segs[n]
+			if s.size == 0 {
+				break
+			}
+			ts, err := s.largestTimestamp(s.size, interval)
+			if err != nil {
+				return 0, err
+			}
+			if ts < 0 {
+				ts = s.createdMs
+			}
+			if nowMs-ts <= l.cfg.RetentionMs {
+				break
+			}
+			n++
+		}
+		if n == len(l.segs) {
+			if err := l.rollLocked(nowMs); err != nil {
+				return 0, err
+			}
+		}
+	}
+	if l.cfg.RetentionBytes >= 0 {
+		diff := l.size - l.cfg.RetentionBytes
+		for i := 0; i < len(l.segs)-1; i++ {
+			if i < n {
+				diff -= l.segs[i].size
+				continue
+			}
+			if diff-l.segs[i].size < 0 {
+				break
+			}
+			diff -= l.segs[i].size
+			n = i + 1
+		}
+	}
+	n = min(n, len(l.segs)-1)
+	if n > 0 {
+		l.logger.Info("storage: retention deleting segments", "count", n, "upTo", l.segs[n].base)
+	}
+	return n, l.dropHeadLocked(n)
+}
+
+// rollIfExpired rolls a non-empty active segment older than segment.ms,
+// so that retention and compaction can reach idle partitions.
+func (l *Log) rollIfExpired(now time.Time) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.closed || l.failed != nil {
+		return nil
+	}
+	a := l.activeLocked()
+	if a.size > 0 && now.UnixMilli()-a.createdMs >= l.cfg.SegmentMs {
+		return l.rollLocked(now.UnixMilli())
+	}
+	return nil
+}

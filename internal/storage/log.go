@@ -1,0 +1,652 @@
+package storage
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"math"
+	"path/filepath"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/streambus/streambus/internal/producerstate"
+	"github.com/streambus/streambus/internal/recordbatch"
+	"github.com/streambus/streambus/internal/vfs"
+)
+
+// More errors returned by Log methods.
+var (
+	// ErrInvalidRecord rejects an append the log cannot accept as sent
+	// (INVALID_RECORD), e.g. several batches in one append when one of
+	// them carries a producer ID, or a bad producer sequence.
+	ErrInvalidRecord = errors.New("storage: invalid record")
+	// ErrTruncated is returned to Sync callers waiting for offsets that a
+	// concurrent Truncate removed.
+	ErrTruncated = errors.New("storage: log truncated")
+)
+
+// Names of the per-partition files besides segments.
+const (
+	logStartFile      = "log-start-offset.checkpoint"
+	recoveryPointFile = "recovery-point.checkpoint"
+	leaderEpochFile   = "leader-epoch.checkpoint"
+	cleanShutdownFile = "clean-shutdown"
+)
+
+// Log is one partition's log. All methods are safe for concurrent use.
+// Append, Truncate and the other writers serialise on the log's lock;
+// Read holds it only to pick segments, and does its I/O outside it.
+type Log struct {
+	id     PartitionID
+	dir    string
+	fs     vfs.FS
+	logger *slog.Logger
+	opts   *ManagerOptions
+
+	// cpMu serialises recovery-point checkpoint writes with truncation,
+	// which must lower the checkpoint. Lock order: cpMu, then mu, then a
+	// segment's idxMu.
+	cpMu sync.Mutex
+
+	mu        sync.Mutex
+	cfg       LogConfig
+	segs      []*segment // sorted by base; the last is the active segment
+	logStart  int64
+	logEnd    int64
+	size      int64
+	closed    bool
+	failed    error // an I/O error: the log accepts no more writes (Kafka takes the log dir offline)
+	producers *producerstate.Table
+	epochs    []epochEntry
+	unflushed []*segment // rolled segments not yet fsynced; each holds a reference
+	dirDirty  bool       // segment files were created or renamed since the last directory fsync
+	durable   int64      // every offset below is fsynced
+	changed   chan struct{}
+	truncGen  uint64 // bumped by Truncate so a concurrent flush does not advance durable past it
+	waiters   []syncWaiter
+	cpBase    int64 // active segment base at the last recovery-point checkpoint
+	cleanedTo int64 // compaction: offsets below were cleaned by the last pass
+
+	kick        chan struct{} // wakes the flusher; capacity 1
+	stop        chan struct{}
+	flusherDone chan struct{}
+}
+
+type syncWaiter struct {
+	upTo int64
+	ch   chan error
+}
+
+// ID returns the partition.
+func (l *Log) ID() PartitionID { return l.id }
+
+// Dir returns the partition directory.
+func (l *Log) Dir() string { return l.dir }
+
+// Config returns the current configuration.
+func (l *Log) Config() LogConfig {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.cfg
+}
+
+// SetConfig replaces the configuration; it applies to later appends,
+// retention and compaction passes. An invalid configuration is ignored
+// with a logged warning (topicconfig validates before it gets here).
+func (l *Log) SetConfig(c LogConfig) {
+	if err := validateLogConfig(c); err != nil {
+		l.logger.Warn("storage: ignoring invalid log config", "partition", l.id, "err", err)
+		return
+	}
+	l.mu.Lock()
+	l.cfg = c
+	l.mu.Unlock()
+}
+
+// LogStartOffset is the first offset readable.
+func (l *Log) LogStartOffset() int64 {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.logStart
+}
+
+// LogEndOffset is the offset the next append gets.
+func (l *Log) LogEndOffset() int64 {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.logEnd
+}
+
+// Size is the total size of the segment files in bytes.
+func (l *Log) Size() int64 {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.size
+}
+
+// HighWatermark is the end of what consumers may read: the durable offset
+// in FlushOnAck mode, the log end offset in interval mode.
+func (l *Log) HighWatermark() int64 {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.hwLocked()
+}
+
+func (l *Log) hwLocked() int64 {
+	if l.opts.FlushOnAck {
+		return l.durable
+	}
+	return l.logEnd
+}
+
+// Changed returns a channel closed at the next high-watermark advance (or
+// truncation), and when the log is closed or deleted.
+func (l *Log) Changed() <-chan struct{} {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.changed
+}
+
+func (l *Log) notifyLocked() {
+	close(l.changed)
+	l.changed = make(chan struct{})
+}
+
+func (l *Log) activeLocked() *segment { return l.segs[len(l.segs)-1] }
+
+func (l *Log) intervalLocked() int64 { return int64(l.cfg.IndexIntervalBytes) }
+
+// Append writes one or more record batches, already validated by the
+// broker, at the end of the log. It rewrites records in place (base
+// offsets, leader epoch, LogAppendTime). Idempotent-producer batches are
+// checked first: a retry of a batch still remembered returns
+// Duplicate with its original offsets and writes nothing; sequence and
+// epoch errors wrap ErrOutOfOrderSequence, ErrInvalidProducerEpoch or
+// ErrInvalidRecord. Append does not fsync; see Sync. A write error fails
+// the log: every later write returns it until the log is reopened.
+func (l *Log) Append(records []byte, in AppendInput) (AppendResult, error) {
+	res := AppendResult{BaseOffset: -1, LastOffset: -1, LogAppendTime: -1}
+	hdrs, err := splitHeaders(records)
+	if err != nil {
+		return res, err
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.closed {
+		return res, ErrClosed
+	}
+	if l.failed != nil {
+		return res, l.failed
+	}
+	res.LogStartOffset = l.logStart
+	total := int64(len(records))
+	for _, h := range hdrs {
+		if h.Size() > l.cfg.SegmentBytes || h.Size() > maxSegmentPosition {
+			return res, fmt.Errorf("%w: batch of %d bytes, segment.bytes %d", ErrRecordTooLarge, h.Size(), l.cfg.SegmentBytes)
+		}
+		if h.HasProducer() && len(hdrs) > 1 {
+			return res, fmt.Errorf("%w: an idempotent batch must be the only batch of its append", ErrInvalidRecord)
+		}
+	}
+	if h := hdrs[0]; h.HasProducer() {
+		dupBase, dup, err := l.producers.Check(h)
+		if err != nil {
+			return res, mapProducerErr(err)
+		}
+		if dup {
+			res.BaseOffset, res.LastOffset, res.Duplicate = dupBase, dupBase+int64(h.LastOffsetDelta), true
+			return res, nil
+		}
+	}
+	span := int64(0)
+	for _, h := range hdrs {
+		span += int64(h.LastOffsetDelta) + 1
+	}
+	if err := l.maybeRollLocked(total, span, in.NowMs); err != nil {
+		return res, err
+	}
+	if in.LeaderEpoch >= 0 {
+		if es, changed := epochsAssign(l.epochs, in.LeaderEpoch, l.logEnd); changed {
+			if err := writeCheckpoint(l.fs, filepath.Join(l.dir, leaderEpochFile), ckKindLeaderEpoch, encodeEpochs(es)); err != nil {
+				return res, err
+			}
+			l.epochs = es
+		}
+	}
+	next, p := l.logEnd, int64(0)
+	for i := range hdrs {
+		b := records[p : p+hdrs[i].Size()]
+		recordbatch.SetBaseOffset(b, next)
+		recordbatch.SetLeaderEpoch(b, in.LeaderEpoch)
+		if l.cfg.LogAppendTime {
+			recordbatch.SetLogAppendTime(b, in.NowMs)
+			hdrs[i].MaxTimestamp = in.NowMs
+			hdrs[i].Attributes |= recordbatch.TimestampTypeBit
+			res.LogAppendTime = in.NowMs
+		}
+		hdrs[i].BaseOffset, hdrs[i].PartitionLeaderEpoch = next, in.LeaderEpoch
+		next += int64(hdrs[i].LastOffsetDelta) + 1
+		p += hdrs[i].Size()
+	}
+	active := l.activeLocked()
+	pos := active.size
+	if _, err := active.f.WriteAt(records, pos); err != nil {
+		return res, l.failLocked(fmt.Errorf("storage: append to segment %d of %v: %w", active.base, l.id, err))
+	}
+	for _, h := range hdrs {
+		if err := active.appendIndexes(h, pos, l.intervalLocked()); err != nil {
+			return res, l.failLocked(err)
+		}
+		pos += h.Size()
+	}
+	active.size = pos
+	active.next = next
+	l.size += total
+	res.BaseOffset, res.LastOffset = l.logEnd, next-1
+	l.logEnd = next
+	if h := hdrs[0]; h.HasProducer() {
+		l.producers.Update(h, in.NowMs)
+	}
+	if l.opts.FlushOnAck {
+		l.requestFlush()
+	} else {
+		l.notifyLocked()
+	}
+	return res, nil
+}
+
+// splitHeaders parses the batch headers of records; the broker validated
+// the CRCs, so only the framing is checked here.
+func splitHeaders(records []byte) ([]recordbatch.Header, error) {
+	var hdrs []recordbatch.Header
+	for p := 0; p < len(records); {
+		h, err := recordbatch.ParseHeader(records[p:])
+		if err != nil {
+			return nil, fmt.Errorf("%w: %v", ErrCorrupt, err)
+		}
+		if h.Size() > int64(len(records)-p) || h.LastOffsetDelta < 0 {
+			return nil, fmt.Errorf("%w: batch of %d bytes with %d left", ErrCorrupt, h.Size(), len(records)-p)
+		}
+		hdrs = append(hdrs, h)
+		p += int(h.Size())
+	}
+	if len(hdrs) == 0 {
+		return nil, fmt.Errorf("%w: no record batch", ErrCorrupt)
+	}
+	return hdrs, nil
+}
+
+func mapProducerErr(err error) error {
+	switch {
+	case errors.Is(err, producerstate.ErrOutOfOrderSequence):
+		return fmt.Errorf("%w: %w", ErrOutOfOrderSequence, err)
+	case errors.Is(err, producerstate.ErrInvalidProducerEpoch):
+		return fmt.Errorf("%w: %w", ErrInvalidProducerEpoch, err)
+	default:
+		return fmt.Errorf("%w: %w", ErrInvalidRecord, err)
+	}
+}
+
+// failLocked marks the log failed after an I/O error and wakes waiters.
+func (l *Log) failLocked(err error) error {
+	if l.failed == nil {
+		l.failed = err
+		l.logger.Error("storage: log failed", "partition", l.id, "err", err)
+	}
+	for _, w := range l.waiters {
+		w.ch <- l.failed
+	}
+	l.waiters = nil
+	return l.failed
+}
+
+// maybeRollLocked starts a new segment if appending bytes (covering span
+// offsets) to the active one would break segment.bytes, segment.ms or the
+// index field widths.
+func (l *Log) maybeRollLocked(bytes, span, nowMs int64) error {
+	a := l.activeLocked()
+	if a.size == 0 {
+		return nil
+	}
+	if a.size+bytes > l.cfg.SegmentBytes || a.size+bytes > maxSegmentPosition ||
+		nowMs-a.createdMs >= l.cfg.SegmentMs || l.logEnd+span-1-a.base > math.MaxUint32 {
+		return l.rollLocked(nowMs)
+	}
+	return nil
+}
+
+// rollLocked closes the active segment and starts a new one at the log
+// end; it snapshots the producer state under the new base offset and asks
+// the flusher to make the old segment durable.
+func (l *Log) rollLocked(nowMs int64) error {
+	old := l.activeLocked()
+	if old.size == 0 {
+		old.createdMs = nowMs
+		return nil
+	}
+	s, err := createSegment(l.fs, l.dir, l.logEnd, nowMs)
+	if err != nil {
+		return l.failLocked(err)
+	}
+	l.segs = append(l.segs, s)
+	old.acquire()
+	l.unflushed = append(l.unflushed, old)
+	l.dirDirty = true
+	if err := l.writeSnapshotLocked(); err != nil {
+		l.logger.Warn("storage: producer snapshot failed", "partition", l.id, "err", err)
+	}
+	l.requestFlush()
+	return nil
+}
+
+// requestFlush wakes the flusher without blocking.
+func (l *Log) requestFlush() {
+	select {
+	case l.kick <- struct{}{}:
+	default:
+	}
+}
+
+// Sync blocks until every offset below upTo (clamped to the log end) is
+// fsynced. Concurrent callers share fsyncs: the log's flusher fsyncs
+// whatever has been written when it starts and wakes every caller that
+// covers; callers arriving meanwhile are served by its next round.
+// Only the log file is fsynced on this path: the active segment's indexes
+// are rebuilt by recovery.
+func (l *Log) Sync(upTo int64) error {
+	l.mu.Lock()
+	if l.failed != nil {
+		l.mu.Unlock()
+		return l.failed
+	}
+	if upTo > l.logEnd {
+		upTo = l.logEnd
+	}
+	if l.durable >= upTo {
+		l.mu.Unlock()
+		return nil
+	}
+	if l.closed {
+		l.mu.Unlock()
+		return ErrClosed
+	}
+	w := syncWaiter{upTo: upTo, ch: make(chan error, 1)}
+	l.waiters = append(l.waiters, w)
+	l.mu.Unlock()
+	l.requestFlush()
+	return <-w.ch
+}
+
+// flushLoop is the log's flusher goroutine, owned by the Log and stopped
+// by close.
+func (l *Log) flushLoop() {
+	defer close(l.flusherDone)
+	for {
+		select {
+		case <-l.kick:
+		case <-l.stop:
+			return
+		}
+		l.flushOnce()
+	}
+}
+
+// flushOnce fsyncs everything written so far and advances durable.
+func (l *Log) flushOnce() {
+	l.mu.Lock()
+	if l.failed != nil {
+		l.failLocked(l.failed)
+		l.mu.Unlock()
+		return
+	}
+	target, gen := l.logEnd, l.truncGen
+	active := l.activeLocked()
+	activeSize := active.size
+	rolled := l.unflushed
+	l.unflushed = nil
+	active.acquire()
+	dirDirty := l.dirDirty
+	l.dirDirty = false
+	needRP := active.base != l.cpBase
+	needSync := target > l.durable || len(rolled) > 0 || dirDirty
+	l.mu.Unlock()
+
+	var err error
+	start := time.Now()
+	for _, s := range rolled {
+		if err == nil {
+			err = s.f.Sync()
+		}
+		if err == nil {
+			err = s.syncIndexes()
+		}
+		s.release()
+	}
+	if err == nil && needSync {
+		err = active.f.Sync()
+	}
+	active.release()
+	if err == nil && dirDirty {
+		err = l.fs.SyncDir(l.dir)
+	}
+	if needSync && l.opts.OnFsync != nil {
+		l.opts.OnFsync(time.Since(start))
+	}
+
+	l.mu.Lock()
+	if err != nil {
+		l.failLocked(fmt.Errorf("storage: fsync %v: %w", l.id, err))
+		l.mu.Unlock()
+		return
+	}
+	if gen == l.truncGen && target > l.durable {
+		l.durable = target
+		if l.opts.FlushOnAck {
+			l.notifyLocked()
+		}
+	}
+	l.wakeWaitersLocked()
+	closed := l.closed
+	l.mu.Unlock()
+	if needRP && !closed {
+		l.checkpointRecoveryPoint(recoveryPoint{Offset: target, SegmentBase: active.base, Position: activeSize}, gen)
+	}
+}
+
+func (l *Log) wakeWaitersLocked() {
+	keep := l.waiters[:0]
+	for _, w := range l.waiters {
+		if w.upTo <= l.durable {
+			w.ch <- nil
+		} else {
+			keep = append(keep, w)
+		}
+	}
+	clear(l.waiters[len(keep):])
+	l.waiters = keep
+}
+
+// checkpointRecoveryPoint writes rp unless a truncation happened since it
+// was taken.
+func (l *Log) checkpointRecoveryPoint(rp recoveryPoint, gen uint64) {
+	l.cpMu.Lock()
+	defer l.cpMu.Unlock()
+	l.mu.Lock()
+	stale := gen != l.truncGen
+	l.mu.Unlock()
+	if stale {
+		return
+	}
+	if err := writeCheckpoint(l.fs, filepath.Join(l.dir, recoveryPointFile), ckKindRecoveryPoint,
+		putInt64s(rp.Offset, rp.SegmentBase, rp.Position)); err != nil {
+		l.logger.Warn("storage: recovery point checkpoint failed", "partition", l.id, "err", err)
+		return
+	}
+	l.mu.Lock()
+	l.cpBase = rp.SegmentBase
+	l.mu.Unlock()
+}
+
+// writeSnapshotLocked writes the producer state as <logEnd>.snapshot and
+// keeps only the three newest snapshots.
+func (l *Log) writeSnapshotLocked() error {
+	b, err := l.producers.MarshalBinary()
+	if err != nil {
+		return err
+	}
+	if err := writeFileAtomic(l.fs, segmentFile(l.dir, l.logEnd, snapshotSuffix), b); err != nil {
+		return err
+	}
+	snaps, err := listBases(l.fs, l.dir, snapshotSuffix)
+	if err != nil {
+		return err
+	}
+	for i := 0; i+3 < len(snaps); i++ {
+		l.fs.Remove(segmentFile(l.dir, snaps[i], snapshotSuffix))
+	}
+	return nil
+}
+
+// listBases returns the base offsets of the files in dir with suffix,
+// sorted.
+func listBases(fsys vfs.FS, dir, suffix string) ([]int64, error) {
+	ents, err := fsys.ReadDir(dir)
+	if err != nil {
+		return nil, fmt.Errorf("storage: list %s: %w", dir, err)
+	}
+	var out []int64
+	for _, e := range ents {
+		if b, ok := parseBaseName(e.Name(), suffix); ok {
+			out = append(out, b)
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i] < out[j] })
+	return out, nil
+}
+
+// Slice is the result of Read: byte ranges of segment files holding whole
+// batches. The caller must call Release when done with it (after the
+// bytes were sent); until then the files stay open even if the segments
+// are deleted.
+type Slice struct {
+	Chunks []Chunk
+	Size   int64
+	segs   []*segment
+}
+
+// Release drops the Slice's references. It is idempotent.
+func (s *Slice) Release() {
+	for _, seg := range s.segs {
+		seg.release()
+	}
+	s.segs = nil
+}
+
+// ReadAll copies the slice's bytes into one buffer (for tests and small
+// reads).
+func (s *Slice) ReadAll() ([]byte, error) {
+	out := make([]byte, 0, s.Size)
+	for _, c := range s.Chunks {
+		b := make([]byte, c.Len)
+		if n, err := c.R.ReadAt(b, c.Pos); int64(n) < c.Len {
+			return nil, fmt.Errorf("storage: read chunk: %w", err)
+		}
+		out = append(out, b...)
+	}
+	return out, nil
+}
+
+type segView struct {
+	s    *segment
+	size int64
+}
+
+// Read returns whole batches starting with the one containing offset and
+// ending before upTo (an exclusive offset bound such as the high
+// watermark) and within maxBytes, except that the first batch is returned
+// whole even if larger (KIP-74). offset == upTo gives an empty Slice;
+// offset below the log start or above the log end is ErrOffsetOutOfRange.
+func (l *Log) Read(offset int64, maxBytes int, upTo int64) (Slice, error) {
+	l.mu.Lock()
+	if l.closed {
+		l.mu.Unlock()
+		return Slice{}, ErrClosed
+	}
+	if offset < l.logStart || offset > l.logEnd {
+		start, end := l.logStart, l.logEnd
+		l.mu.Unlock()
+		return Slice{}, fmt.Errorf("%w: %d not in [%d, %d] of %v", ErrOffsetOutOfRange, offset, start, end, l.id)
+	}
+	if upTo > l.logEnd {
+		upTo = l.logEnd
+	}
+	if offset >= upTo {
+		l.mu.Unlock()
+		return Slice{}, nil
+	}
+	i := max(sort.Search(len(l.segs), func(i int) bool { return l.segs[i].base > offset })-1, 0)
+	var views []segView
+	for j := i; j < len(l.segs) && l.segs[j].base < upTo; j++ {
+		l.segs[j].acquire()
+		views = append(views, segView{l.segs[j], l.segs[j].size})
+	}
+	interval := l.intervalLocked()
+	l.mu.Unlock()
+	return readViews(views, offset, int64(maxBytes), upTo, interval)
+}
+
+func readViews(views []segView, offset, maxBytes, upTo, interval int64) (Slice, error) {
+	var sl Slice
+	var buf [recordbatch.HeaderSize]byte
+	var firstErr error
+	done := false
+	for vi, v := range views {
+		if done {
+			v.s.release()
+			continue
+		}
+		pos := int64(0)
+		if vi == 0 {
+			p, err := v.s.lookup(offset, v.size, interval)
+			if err != nil {
+				firstErr, done = err, true
+				v.s.release()
+				continue
+			}
+			pos = p
+		}
+		start := int64(-1)
+		for pos < v.size {
+			h, err := v.s.readHeader(pos, v.size, buf[:])
+			if err != nil {
+				firstErr, done = err, true
+				break
+			}
+			if h.LastOffset() < offset {
+				pos += h.Size()
+				continue
+			}
+			if h.LastOffset() >= upTo || (sl.Size > 0 && sl.Size+h.Size() > maxBytes) {
+				done = true
+				break
+			}
+			if start < 0 {
+				start = pos
+			}
+			pos += h.Size()
+			sl.Size += h.Size()
+		}
+		if start >= 0 {
+			sl.Chunks = append(sl.Chunks, Chunk{File: v.s.osf, R: v.s.f, Pos: start, Len: pos - start})
+			sl.segs = append(sl.segs, v.s)
+		} else {
+			v.s.release()
+		}
+	}
+	if sl.Size == 0 && firstErr != nil {
+		sl.Release()
+		return Slice{}, firstErr
+	}
+	return sl, nil
+}

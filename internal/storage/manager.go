@@ -1,0 +1,307 @@
+package storage
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+)
+
+// deleteDirSuffix marks a partition directory being deleted.
+const deleteDirSuffix = "-delete"
+
+// Manager owns the partition logs under one data directory.
+type Manager struct {
+	opts ManagerOptions
+
+	mu     sync.RWMutex
+	logs   map[PartitionID]*Log
+	closed bool
+
+	bg sync.WaitGroup // background directory removals
+}
+
+// OpenManager opens the data directory, removes leftover deleted
+// partition directories, and opens and recovers every partition directory
+// in parallel (at most RecoveryParallelism at once).
+func OpenManager(opts ManagerOptions) (*Manager, error) {
+	opts.EnsureDefaults()
+	if err := opts.Validate(); err != nil {
+		return nil, err
+	}
+	m := &Manager{opts: opts, logs: map[PartitionID]*Log{}}
+	if err := opts.FS.MkdirAll(opts.Dir, 0o755); err != nil {
+		return nil, fmt.Errorf("storage: create data dir: %w", err)
+	}
+	if err := opts.FS.SyncDir(filepath.Dir(filepath.Clean(opts.Dir))); err != nil {
+		return nil, fmt.Errorf("storage: sync parent of data dir: %w", err)
+	}
+	ents, err := opts.FS.ReadDir(opts.Dir)
+	if err != nil {
+		return nil, fmt.Errorf("storage: list data dir: %w", err)
+	}
+	type job struct {
+		id  PartitionID
+		dir string
+	}
+	var jobs []job
+	for _, e := range ents {
+		if !e.IsDir() {
+			continue
+		}
+		name := e.Name()
+		full := filepath.Join(opts.Dir, name)
+		if strings.HasSuffix(name, deleteDirSuffix) {
+			m.removeInBackground(full)
+			continue
+		}
+		id, ok := ParsePartitionDir(name)
+		if !ok {
+			opts.Logger.Warn("storage: ignoring unknown directory", "dir", full)
+			continue
+		}
+		jobs = append(jobs, job{id, full})
+	}
+	var (
+		wg   sync.WaitGroup
+		sem  = make(chan struct{}, opts.RecoveryParallelism)
+		lmu  sync.Mutex
+		errs []error
+	)
+	for _, j := range jobs {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			cfg, ok := DefaultLogConfig(), false
+			if opts.ConfigFor != nil {
+				var c LogConfig
+				if c, ok = opts.ConfigFor(j.id); ok {
+					cfg = c
+				}
+			}
+			l, err := openLog(&m.opts, j.id, j.dir, cfg)
+			lmu.Lock()
+			defer lmu.Unlock()
+			if err != nil {
+				errs = append(errs, err)
+				return
+			}
+			m.logs[j.id] = l
+		}()
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		m.Close()
+		return nil, err
+	}
+	return m, nil
+}
+
+// PartitionDirName is the directory name of a partition: <topic>-<partition>.
+func PartitionDirName(id PartitionID) string {
+	return fmt.Sprintf("%s-%d", id.Topic, id.Partition)
+}
+
+// ParsePartitionDir parses a partition directory name. Topic names may
+// contain '-', so the partition is what follows the last one.
+func ParsePartitionDir(name string) (PartitionID, bool) {
+	i := strings.LastIndexByte(name, '-')
+	if i <= 0 {
+		return PartitionID{}, false
+	}
+	p, err := strconv.ParseInt(name[i+1:], 10, 32)
+	if err != nil || p < 0 || strconv.FormatInt(p, 10) != name[i+1:] {
+		return PartitionID{}, false
+	}
+	return PartitionID{Topic: name[:i], Partition: int32(p)}, true
+}
+
+func (m *Manager) removeInBackground(dir string) {
+	m.bg.Add(1)
+	go func() {
+		defer m.bg.Done()
+		if err := m.opts.FS.RemoveAll(dir); err != nil {
+			m.opts.Logger.Warn("storage: removing deleted partition", "dir", dir, "err", err)
+		}
+	}()
+}
+
+// Get returns the partition's log, or nil.
+func (m *Manager) Get(id PartitionID) *Log {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	return m.logs[id]
+}
+
+// Create returns the partition's log, creating it with cfg if absent.
+func (m *Manager) Create(id PartitionID, cfg LogConfig) (*Log, error) {
+	if id.Topic == "" || id.Partition < 0 || strings.ContainsAny(id.Topic, "/\\") || id.Topic == "." || id.Topic == ".." {
+		return nil, fmt.Errorf("storage: invalid partition %q/%d", id.Topic, id.Partition)
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.closed {
+		return nil, ErrClosed
+	}
+	if l := m.logs[id]; l != nil {
+		return l, nil
+	}
+	l, err := openLog(&m.opts, id, filepath.Join(m.opts.Dir, PartitionDirName(id)), cfg)
+	if err != nil {
+		return nil, err
+	}
+	if err := m.opts.FS.SyncDir(m.opts.Dir); err != nil {
+		l.close()
+		return nil, fmt.Errorf("storage: sync data dir: %w", err)
+	}
+	m.logs[id] = l
+	return l, nil
+}
+
+// Delete removes the partition: its directory is renamed to
+// <name>.<nanos>-delete, the log is closed (Slices still held stay
+// readable), and the directory is removed in the background.
+func (m *Manager) Delete(id PartitionID) error {
+	m.mu.Lock()
+	l := m.logs[id]
+	delete(m.logs, id)
+	m.mu.Unlock()
+	if l == nil {
+		return nil
+	}
+	l.closeForDelete()
+	gone := filepath.Join(m.opts.Dir, fmt.Sprintf("%s.%d%s", PartitionDirName(id), m.opts.Now().UnixNano(), deleteDirSuffix))
+	if err := m.opts.FS.Rename(l.dir, gone); err != nil {
+		return fmt.Errorf("storage: delete %v: %w", id, err)
+	}
+	if err := m.opts.FS.SyncDir(m.opts.Dir); err != nil {
+		return fmt.Errorf("storage: delete %v: %w", id, err)
+	}
+	m.removeInBackground(gone)
+	return nil
+}
+
+// Partitions lists the open partitions, sorted.
+func (m *Manager) Partitions() []PartitionID {
+	m.mu.RLock()
+	out := make([]PartitionID, 0, len(m.logs))
+	for id := range m.logs {
+		out = append(out, id)
+	}
+	m.mu.RUnlock()
+	sort.Slice(out, func(i, j int) bool {
+		if out[i].Topic != out[j].Topic {
+			return out[i].Topic < out[j].Topic
+		}
+		return out[i].Partition < out[j].Partition
+	})
+	return out
+}
+
+func (m *Manager) snapshotLogs() []*Log {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	out := make([]*Log, 0, len(m.logs))
+	for _, l := range m.logs {
+		out = append(out, l)
+	}
+	return out
+}
+
+// TotalSize is the size of every log.
+func (m *Manager) TotalSize() int64 {
+	var n int64
+	for _, l := range m.snapshotLogs() {
+		n += l.Size()
+	}
+	return n
+}
+
+// Run does the background work until ctx is done: retention and
+// segment.ms rolling every RetentionCheckInterval, compaction every
+// CompactionInterval, and, in interval mode, flushing every FlushInterval.
+// It runs everything on its own goroutine, one log at a time.
+func (m *Manager) Run(ctx context.Context) {
+	retention := time.NewTicker(m.opts.RetentionCheckInterval)
+	defer retention.Stop()
+	var flushC <-chan time.Time
+	if !m.opts.FlushOnAck {
+		t := time.NewTicker(m.opts.FlushInterval)
+		defer t.Stop()
+		flushC = t.C
+	}
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-flushC:
+			m.FlushAll()
+		case <-retention.C:
+			m.RunRetention()
+		}
+	}
+}
+
+// FlushAll asks every log's flusher to fsync what was written (the
+// interval-mode flush).
+func (m *Manager) FlushAll() {
+	for _, l := range m.snapshotLogs() {
+		l.requestFlush()
+	}
+}
+
+// RunRetention rolls expired active segments and applies retention to
+// every log once.
+func (m *Manager) RunRetention() {
+	now := m.opts.Now()
+	for _, l := range m.snapshotLogs() {
+		if err := l.rollIfExpired(now); err != nil {
+			l.logger.Warn("storage: segment.ms roll", "err", err)
+		}
+		if _, err := l.applyRetention(now); err != nil {
+			l.logger.Warn("storage: retention", "err", err)
+		}
+	}
+}
+
+// Close closes every log (flush, fsync, producer snapshots, clean-shutdown
+// markers) and waits for background removals.
+func (m *Manager) Close() error {
+	m.mu.Lock()
+	m.closed = true
+	logs := make([]*Log, 0, len(m.logs))
+	for _, l := range m.logs {
+		logs = append(logs, l)
+	}
+	m.logs = map[PartitionID]*Log{}
+	m.mu.Unlock()
+	var (
+		wg   sync.WaitGroup
+		emu  sync.Mutex
+		errs []error
+		sem  = make(chan struct{}, m.opts.RecoveryParallelism)
+	)
+	for _, l := range logs {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			if err := l.close(); err != nil {
+				emu.Lock()
+				errs = append(errs, err)
+				emu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	m.bg.Wait()
+	return errors.Join(errs...)
+}

@@ -1,0 +1,123 @@
+package storage
+
+import (
+	"errors"
+	"log/slog"
+	"runtime"
+	"time"
+
+	"github.com/streambus/streambus/internal/vfs"
+)
+
+// ManagerOptions configure a Manager. Zero fields take the defaults listed;
+// call EnsureDefaults (OpenManager does) and Validate.
+type ManagerOptions struct {
+	// Dir is the data directory holding one directory per partition.
+	// Required.
+	Dir string
+	// FS is the filesystem. Default vfs.OS.
+	FS vfs.FS
+	// Logger receives recovery and background-work messages. Default: a
+	// logger that discards everything.
+	Logger *slog.Logger
+	// Now is the clock for retention, compaction and segment.ms. Default
+	// time.Now.
+	Now func() time.Time
+	// FlushOnAck selects the durable mode (the broker's default,
+	// log.flush.mode=ack): appended data is fsynced promptly by a per-log
+	// group-commit flusher and the high watermark is the durable offset.
+	// False selects interval mode: fsync every FlushInterval, and the high
+	// watermark is the log end offset. The zero value is interval mode.
+	FlushOnAck bool
+	// FlushInterval is the fsync period in interval mode. Default 1s.
+	FlushInterval time.Duration
+	// RetentionCheckInterval is how often Run applies retention and
+	// segment.ms rolling (log.retention.check.interval.ms). Default 5m.
+	RetentionCheckInterval time.Duration
+	// ConfigFor returns the configuration of a partition found on disk at
+	// open. Nil, or false for a partition, means DefaultLogConfig.
+	ConfigFor func(PartitionID) (LogConfig, bool)
+	// OnFsync, if set, observes the duration of every group-commit fsync.
+	OnFsync func(time.Duration)
+	// MaxDecompressedBytes bounds the decompressed size of one batch when
+	// the log looks inside batches (compaction, timestamp lookups).
+	// Default 64 MiB.
+	MaxDecompressedBytes int
+	// RecoveryParallelism bounds how many partitions OpenManager recovers
+	// at once. Default 2×GOMAXPROCS.
+	RecoveryParallelism int
+	// CompactionInterval is how often Run looks for compactable logs
+	// (log.cleaner.backoff.ms). Default 15s.
+	CompactionInterval time.Duration
+	// CleanerMapBytes bounds the memory of the cleaner's key→offset map
+	// for one log pass (log.cleaner.dedupe.buffer.size); a pass cleans as
+	// many segments as fit. Default 128 MiB.
+	CleanerMapBytes int64
+}
+
+// EnsureDefaults fills zero fields with their defaults.
+func (o *ManagerOptions) EnsureDefaults() {
+	if o.FS == nil {
+		o.FS = vfs.OS
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.FlushInterval == 0 {
+		o.FlushInterval = time.Second
+	}
+	if o.RetentionCheckInterval == 0 {
+		o.RetentionCheckInterval = 5 * time.Minute
+	}
+	if o.MaxDecompressedBytes == 0 {
+		o.MaxDecompressedBytes = 64 << 20
+	}
+	if o.RecoveryParallelism == 0 {
+		o.RecoveryParallelism = 2 * runtime.GOMAXPROCS(0)
+	}
+	if o.CompactionInterval == 0 {
+		o.CompactionInterval = 15 * time.Second
+	}
+	if o.CleanerMapBytes == 0 {
+		o.CleanerMapBytes = 128 << 20
+	}
+}
+
+// Validate reports invalid options (after EnsureDefaults).
+func (o *ManagerOptions) Validate() error {
+	var errs []error
+	if o.Dir == "" {
+		errs = append(errs, errors.New("storage: ManagerOptions.Dir is required"))
+	}
+	if o.FlushInterval < 0 || o.RetentionCheckInterval < 0 || o.CompactionInterval < 0 {
+		errs = append(errs, errors.New("storage: intervals must not be negative"))
+	}
+	if o.MaxDecompressedBytes < 0 || o.RecoveryParallelism < 0 || o.CleanerMapBytes < 0 {
+		errs = append(errs, errors.New("storage: sizes must not be negative"))
+	}
+	return errors.Join(errs...)
+}
+
+// validateLogConfig rejects configurations the log cannot run with.
+func validateLogConfig(c LogConfig) error {
+	var errs []error
+	if c.SegmentBytes < 14 {
+		errs = append(errs, errors.New("segment.bytes must be at least 14"))
+	}
+	if c.SegmentMs < 1 {
+		errs = append(errs, errors.New("segment.ms must be positive"))
+	}
+	if c.IndexIntervalBytes < 0 {
+		errs = append(errs, errors.New("index.interval.bytes must not be negative"))
+	}
+	if c.DeleteRetentionMs < 0 || c.MinCompactionLagMs < 0 {
+		errs = append(errs, errors.New("delete.retention.ms and min.compaction.lag.ms must not be negative"))
+	}
+	if err := errors.Join(errs...); err != nil {
+		return errors.Join(errors.New("storage: invalid log config"), err)
+	}
+	return nil
+}
