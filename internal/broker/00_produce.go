@@ -1,0 +1,170 @@
+package broker
+
+// Produce v3–11 (v0–2 are advertised so that librdkafka keeps compressing,
+// and answered per partition with UNSUPPORTED_VERSION: they carry old
+// message formats). Each partition's records must be whole, CRC-valid
+// magic-2 batches no larger than max.message.bytes; the log assigns offsets
+// and checks idempotent sequences. acks=0 gets no response; with acks=1 or
+// all and log.flush.mode=ack the answer waits until the appended bytes are
+// fsynced (group commit in the log), so an acknowledged record survives a
+// crash. The appends happen on the connection's reader goroutine, in
+// request order, so pipelined idempotent batches stay in sequence; only
+// the fsync wait is asynchronous.
+
+import (
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/streambus/streambus/internal/metadata"
+	"github.com/streambus/streambus/internal/recordbatch"
+	"github.com/streambus/streambus/internal/storage"
+)
+
+func (b *Broker) handleProduce(c *conn, req *kmsg.ProduceRequest, p *pending) {
+	resp := req.ResponseKind().(*kmsg.ProduceResponse)
+	img := b.meta.Image()
+	now := b.nowMs()
+	type syncWait struct {
+		log  *storage.Log
+		upTo int64
+		sp   *kmsg.ProduceResponseTopicPartition
+	}
+	var waits []syncWait
+	for _, rt := range req.Topics {
+		st := kmsg.NewProduceResponseTopic()
+		st.Topic = rt.Topic
+		st.Partitions = make([]kmsg.ProduceResponseTopicPartition, len(rt.Partitions))
+		for i, rp := range rt.Partitions {
+			sp := &st.Partitions[i]
+			*sp = kmsg.NewProduceResponseTopicPartition()
+			sp.Partition = rp.Partition
+			sp.BaseOffset, sp.LogAppendTime, sp.LogStartOffset = -1, -1, -1
+			if req.Version < 3 {
+				sp.ErrorCode = kerr.UnsupportedVersion.Code
+				continue
+			}
+			part, mp, err := b.lookup(img, rt.Topic, rp.Partition)
+			var res storage.AppendResult
+			if err == nil {
+				res, err = b.appendRecords(part, mp, rp.Records, now)
+			}
+			if err != nil {
+				sp.ErrorCode = errCode(err)
+				if sp.ErrorCode == kerr.UnknownServerError.Code {
+					b.log.Error("produce", "topic", rt.Topic, "partition", rp.Partition, "err", err)
+				}
+				if req.Version >= 8 {
+					sp.ErrorMessage = errMessage(err)
+				}
+				continue
+			}
+			sp.BaseOffset, sp.LogAppendTime, sp.LogStartOffset = res.BaseOffset, res.LogAppendTime, res.LogStartOffset
+			if b.cfg.FlushOnAck && req.Acks != 0 {
+				waits = append(waits, syncWait{part.log, res.LastOffset + 1, sp})
+			}
+		}
+		resp.Topics = append(resp.Topics, st)
+	}
+	if req.Acks == 0 {
+		p.out.none = true
+		return
+	}
+	if len(waits) == 0 {
+		p.finish(resp)
+		return
+	}
+	p.ready = make(chan struct{})
+	b.goFunc(func() {
+		defer close(p.ready)
+		for _, w := range waits {
+			if err := w.log.Sync(w.upTo); err != nil {
+				b.log.Error("fsync", "partition", w.log.ID(), "err", err)
+				w.sp.ErrorCode = kerr.KafkaStorageError.Code
+				w.sp.BaseOffset = -1
+			}
+		}
+		p.finish(resp)
+	})
+}
+
+// appendRecords validates one partition's records and appends them.
+func (b *Broker) appendRecords(p *partition, mp *metadata.Partition, records []byte, now int64) (storage.AppendResult, error) {
+	cfg := p.cfg.Load()
+	if len(records) == 0 {
+		return storage.AppendResult{}, kerr.InvalidRecord
+	}
+	batches, err := recordbatch.Split(records)
+	if err != nil {
+		return storage.AppendResult{}, err
+	}
+	for _, batch := range batches {
+		if int64(len(batch)) > int64(cfg.MaxMessageBytes) {
+			return storage.AppendResult{}, kerr.MessageTooLarge
+		}
+		h, _ := recordbatch.ParseHeader(batch)
+		if h.IsControl() || h.IsTransactional() {
+			// Transactions need the transaction coordinator (a later issue).
+			return storage.AppendResult{}, kerr.InvalidRecord
+		}
+		if cfg.Log.Compact {
+			if err := requireKeys(batch, b.cfg.MaxDecompressedBytes); err != nil {
+				return storage.AppendResult{}, err
+			}
+		}
+	}
+	if cfg.CompressionType != "producer" {
+		if records, err = recompress(batches, cfg.CompressionType, b.cfg.MaxDecompressedBytes); err != nil {
+			return storage.AppendResult{}, err
+		}
+	}
+	return p.log.Append(records, storage.AppendInput{LeaderEpoch: mp.LeaderEpoch, NowMs: now})
+}
+
+// requireKeys rejects a batch with a null key: a compacted topic cannot
+// keep a record it cannot compact (Kafka's INVALID_RECORD).
+func requireKeys(batch []byte, maxDecompressed int) error {
+	return recordbatch.ForEachRecord(batch, maxDecompressed, func(r *recordbatch.Record) error {
+		if r.Key == nil {
+			return kerr.InvalidRecord
+		}
+		return nil
+	})
+}
+
+// recompress rewrites batches whose codec differs from the topic's
+// compression.type, as Kafka does.
+func recompress(batches [][]byte, compression string, maxDecompressed int) ([]byte, error) {
+	want := codecFor(compression)
+	var out []byte
+	for _, batch := range batches {
+		h, _ := recordbatch.ParseHeader(batch)
+		if h.Codec() == want {
+			out = append(out, batch...)
+			continue
+		}
+		recs, err := recordbatch.Records(batch, maxDecompressed)
+		if err != nil {
+			return nil, err
+		}
+		nb, err := recordbatch.Build(h, recs, want)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, nb...)
+	}
+	return out, nil
+}
+
+func codecFor(compression string) recordbatch.Codec {
+	switch compression {
+	case "gzip":
+		return recordbatch.CodecGzip
+	case "snappy":
+		return recordbatch.CodecSnappy
+	case "lz4":
+		return recordbatch.CodecLZ4
+	case "zstd":
+		return recordbatch.CodecZstd
+	}
+	return recordbatch.CodecNone
+}

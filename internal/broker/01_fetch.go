@@ -1,0 +1,282 @@
+package broker
+
+// Fetch v4–16. Reads whole batches from each partition's log up to its high
+// watermark, within the partition and response byte limits; the first batch
+// of the first partition with data is returned even when larger (KIP-74).
+// When less than min_bytes is available the fetch waits, off the reader
+// goroutine, until a log it reads advances or max_wait passes (long poll).
+// Incremental fetch sessions (KIP-227) live in fetch_session.go; v13+ names
+// topics by ID. Record bytes are sent with sendfile (fetch_encode.go).
+
+import (
+	"reflect"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/streambus/streambus/internal/metadata"
+	"github.com/streambus/streambus/internal/storage"
+)
+
+// fetchResult is what one partition contributes to a response.
+type fetchResult struct {
+	sp                *sessionPart
+	errCode           int16
+	hw, logStart      int64
+	leaderID, leaderE int32
+	slice             *storage.Slice
+}
+
+func (b *Broker) handleFetch(c *conn, req *kmsg.FetchRequest, p *pending) {
+	img := b.meta.Image()
+	var (
+		fs      *fetchSession
+		targets []*sessionPart
+		incr    bool
+	)
+	fromRequest := func() []*sessionPart {
+		var out []*sessionPart
+		for _, t := range req.Topics {
+			name := t.Topic
+			if req.Version >= 13 {
+				if mt := img.TopicsByID[t.TopicID]; mt != nil {
+					name = mt.Name
+				} else {
+					name = ""
+				}
+			}
+			for _, rp := range t.Partitions {
+				out = append(out, &sessionPart{
+					topic: name, topicID: t.TopicID, partition: rp.Partition,
+					fetchOffset: rp.FetchOffset, maxBytes: rp.PartitionMaxBytes,
+					leaderEpoch: rp.CurrentLeaderEpoch, sentHW: -1, sentLogStart: -1,
+				})
+			}
+		}
+		return out
+	}
+	switch {
+	case req.Version < 7 || req.SessionEpoch == -1:
+		if req.SessionID != 0 {
+			b.fetchSessions.remove(req.SessionID)
+		}
+		targets = fromRequest()
+	case req.SessionEpoch == 0:
+		if req.SessionID != 0 {
+			b.fetchSessions.remove(req.SessionID)
+		}
+		targets = fromRequest()
+		if fs = b.fetchSessions.create(); fs != nil {
+			for _, t := range targets {
+				fs.upsert(*t)
+			}
+			targets = fs.targets()
+		}
+	default:
+		var code int16
+		fs, code = b.fetchSessions.acquire(req.SessionID, req.SessionEpoch)
+		if code != 0 {
+			resp := req.ResponseKind().(*kmsg.FetchResponse)
+			resp.ErrorCode = code
+			p.finish(resp)
+			return
+		}
+		incr = true
+		for _, t := range fromRequest() {
+			fs.upsert(*t)
+		}
+		for _, f := range req.ForgottenTopics {
+			name := f.Topic
+			if req.Version >= 13 {
+				name = ""
+				if mt := img.TopicsByID[f.TopicID]; mt != nil {
+					name = mt.Name
+				}
+			}
+			for _, part := range f.Partitions {
+				fs.forget(sessionKey{name, part})
+			}
+		}
+		targets = fs.targets()
+	}
+
+	maxBytes := int64(req.MaxBytes)
+	if req.Version < 3 || maxBytes <= 0 {
+		maxBytes = 1 << 31
+	}
+	deadline := time.Now().Add(time.Duration(req.MaxWaitMillis) * time.Millisecond)
+	results, size, wake := b.readFetch(img, targets, maxBytes)
+	if b.fetchDone(req, results, size) {
+		b.finishFetch(req, p, fs, incr, results)
+		return
+	}
+	releaseAll(results)
+	p.ready = make(chan struct{})
+	b.goFunc(func() {
+		defer close(p.ready)
+		for {
+			if !b.waitFetch(c, wake, deadline) {
+				results, _, _ = b.readFetch(b.meta.Image(), targets, maxBytes)
+				break
+			}
+			results, size, wake = b.readFetch(b.meta.Image(), targets, maxBytes)
+			if b.fetchDone(req, results, size) || !time.Now().Before(deadline) {
+				break
+			}
+			releaseAll(results)
+		}
+		b.finishFetch(req, p, fs, incr, results)
+	})
+}
+
+func (fs *fetchSession) targets() []*sessionPart {
+	out := make([]*sessionPart, 0, len(fs.order))
+	for _, k := range fs.order {
+		out = append(out, fs.parts[k])
+	}
+	return out
+}
+
+// readFetch reads every target once. It returns the results, their total
+// size, and channels that close when any of the logs read advances.
+func (b *Broker) readFetch(img *metadata.Image, targets []*sessionPart, maxBytes int64) ([]fetchResult, int64, []<-chan struct{}) {
+	results := make([]fetchResult, 0, len(targets))
+	wake := []<-chan struct{}{b.meta.Changes()}
+	var total int64
+	for _, t := range targets {
+		r := fetchResult{sp: t, hw: -1, logStart: -1, leaderID: -1, leaderE: -1}
+		if t.topic == "" {
+			r.errCode = kerr.UnknownTopicID.Code
+			results = append(results, r)
+			continue
+		}
+		part, mp, err := b.lookup(img, t.topic, t.partition)
+		if err == nil {
+			err = checkLeaderEpoch(t.leaderEpoch, mp)
+		}
+		if mp != nil {
+			r.leaderID, r.leaderE = mp.Leader, mp.LeaderEpoch
+		}
+		if err != nil {
+			r.errCode = errCode(err)
+			results = append(results, r)
+			continue
+		}
+		l := part.log
+		wake = append(wake, l.Changed())
+		r.hw, r.logStart = l.HighWatermark(), l.LogStartOffset()
+		limit := int64(t.maxBytes)
+		if rem := maxBytes - total; rem < limit {
+			limit = rem
+		}
+		if t.fetchOffset < r.hw && limit > 0 {
+			s, err := l.Read(t.fetchOffset, int(limit), r.hw)
+			switch {
+			case err != nil:
+				r.errCode = errCode(err)
+			case s.Size > limit && total > 0:
+				s.Release() // KIP-74: only the very first batch may exceed a limit
+			default:
+				r.slice = &s
+				total += s.Size
+			}
+		} else if t.fetchOffset > r.hw && t.fetchOffset > l.LogEndOffset() || t.fetchOffset < r.logStart {
+			r.errCode = kerr.OffsetOutOfRange.Code
+		}
+		results = append(results, r)
+	}
+	return results, total, wake
+}
+
+func (b *Broker) fetchDone(req *kmsg.FetchRequest, results []fetchResult, size int64) bool {
+	if req.MaxWaitMillis <= 0 || size >= int64(req.MinBytes) || b.closing.Load() {
+		return true
+	}
+	for _, r := range results {
+		if r.errCode != 0 {
+			return true
+		}
+	}
+	return false
+}
+
+// waitFetch blocks until a log advances (true) or the deadline passes, the
+// connection dies or the broker shuts down (false).
+func (b *Broker) waitFetch(c *conn, wake []<-chan struct{}, deadline time.Time) bool {
+	timer := time.NewTimer(time.Until(deadline))
+	defer timer.Stop()
+	cases := make([]reflect.SelectCase, 0, len(wake)+3)
+	cases = append(cases,
+		reflect.SelectCase{Dir: reflect.SelectRecv, Chan: reflect.ValueOf(timer.C)},
+		reflect.SelectCase{Dir: reflect.SelectRecv, Chan: reflect.ValueOf(b.closedCh)},
+		reflect.SelectCase{Dir: reflect.SelectRecv, Chan: reflect.ValueOf(c.done)},
+	)
+	for _, w := range wake {
+		cases = append(cases, reflect.SelectCase{Dir: reflect.SelectRecv, Chan: reflect.ValueOf(w)})
+	}
+	chosen, _, _ := reflect.Select(cases)
+	return chosen >= 3
+}
+
+func releaseAll(results []fetchResult) {
+	for _, r := range results {
+		if r.slice != nil {
+			r.slice.Release()
+		}
+	}
+}
+
+// finishFetch builds the response from results and completes p.
+func (b *Broker) finishFetch(req *kmsg.FetchRequest, p *pending, fs *fetchSession, incr bool, results []fetchResult) {
+	resp := req.ResponseKind().(*kmsg.FetchResponse)
+	if fs != nil {
+		resp.SessionID = fs.id
+	}
+	var recs [][]*storage.Slice
+	readCommitted := req.IsolationLevel == 1
+	for i := range results {
+		r := &results[i]
+		if incr && r.errCode == 0 && (r.slice == nil || r.slice.Size == 0) &&
+			r.hw == r.sp.sentHW && r.logStart == r.sp.sentLogStart {
+			continue // nothing new for this partition
+		}
+		r.sp.sentHW, r.sp.sentLogStart = r.hw, r.logStart
+		n := len(resp.Topics)
+		if n == 0 || resp.Topics[n-1].Topic != r.sp.topic || resp.Topics[n-1].TopicID != r.sp.topicID {
+			rt := kmsg.NewFetchResponseTopic()
+			rt.Topic, rt.TopicID = r.sp.topic, r.sp.topicID
+			resp.Topics = append(resp.Topics, rt)
+			recs = append(recs, nil)
+			n++
+		}
+		rp := kmsg.NewFetchResponseTopicPartition()
+		rp.Partition = r.sp.partition
+		rp.ErrorCode = r.errCode
+		rp.HighWatermark, rp.LastStableOffset, rp.LogStartOffset = r.hw, r.hw, r.logStart
+		if readCommitted {
+			rp.AbortedTransactions = []kmsg.FetchResponseTopicPartitionAbortedTransaction{}
+		}
+		if r.errCode == kerr.NotLeaderForPartition.Code || r.errCode == kerr.FencedLeaderEpoch.Code {
+			rp.CurrentLeader.LeaderID, rp.CurrentLeader.LeaderEpoch = r.leaderID, r.leaderE
+		}
+		rp.RecordBatches = []byte{}
+		resp.Topics[n-1].Partitions = append(resp.Topics[n-1].Partitions, rp)
+		recs[n-1] = append(recs[n-1], r.slice)
+		if r.slice != nil && r.slice.Size > 0 {
+			p.out.keep = append(p.out.keep, r.slice.Release)
+		}
+	}
+	// Results left out of the response hold no data, but release them all
+	// the same so that no reference outlives the request.
+	for i := range results {
+		if s := results[i].slice; s != nil && s.Size == 0 {
+			s.Release()
+		}
+	}
+	if fs != nil {
+		b.fetchSessions.release(fs)
+	}
+	p.out.pieces = encodeFetch(p.corr, resp, recs)
+	p.errCode = firstErrorCode(resp)
+}

@@ -1,0 +1,42 @@
+package broker
+
+// CreatePartitions v0–3: grows topics to a new partition count, with
+// optional assignments for the new partitions, and validate-only.
+
+import (
+	"context"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
+)
+
+func (b *Broker) handleCreatePartitions(ctx context.Context, req *kmsg.CreatePartitionsRequest) *kmsg.CreatePartitionsResponse {
+	resp := req.ResponseKind().(*kmsg.CreatePartitionsResponse)
+	seen := make(map[string]int)
+	for _, t := range req.Topics {
+		seen[t.Topic]++
+	}
+	for _, t := range req.Topics {
+		rt := kmsg.NewCreatePartitionsResponseTopic()
+		rt.Topic = t.Topic
+		if seen[t.Topic] > 1 {
+			rt.ErrorCode = kerr.InvalidRequest.Code
+			rt.ErrorMessage = kmsg.StringPtr("topic listed more than once in one request")
+			resp.Topics = append(resp.Topics, rt)
+			continue
+		}
+		var assignment [][]int32
+		for _, a := range t.Assignment {
+			assignment = append(assignment, a.Replicas)
+		}
+		if err := b.meta.CreatePartitions(ctx, t.Topic, t.Count, assignment, req.ValidateOnly); err != nil {
+			rt.ErrorCode = errCode(err)
+			rt.ErrorMessage = errMessage(err)
+		}
+		resp.Topics = append(resp.Topics, rt)
+	}
+	if err := b.reconcile(); err != nil {
+		b.log.Warn("reconcile after CreatePartitions", "err", err)
+	}
+	return resp
+}

@@ -1,0 +1,181 @@
+package broker
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/streambus/streambus/internal/metadata"
+	"github.com/streambus/streambus/internal/producerstate"
+	"github.com/streambus/streambus/internal/recordbatch"
+	"github.com/streambus/streambus/internal/storage"
+	"github.com/streambus/streambus/internal/wire"
+)
+
+// adminTimeout bounds metadata changes made on a client's behalf.
+const adminTimeout = 30 * time.Second
+
+// dispatch runs the handler of req. Produce and Fetch may complete p later
+// (fsync waits, long polls); every other API completes it here.
+func (b *Broker) dispatch(c *conn, req *wire.Request, p *pending) {
+	switch m := req.Msg.(type) {
+	case *kmsg.ProduceRequest:
+		b.handleProduce(c, m, p)
+		return
+	case *kmsg.FetchRequest:
+		b.handleFetch(c, m, p)
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), adminTimeout)
+	defer cancel()
+	var resp kmsg.Response
+	switch m := req.Msg.(type) {
+	case *kmsg.ApiVersionsRequest:
+		resp = b.handleApiVersions(m)
+	case *kmsg.MetadataRequest:
+		resp = b.handleMetadata(ctx, m)
+	case *kmsg.ListOffsetsRequest:
+		resp = b.handleListOffsets(m)
+	case *kmsg.CreateTopicsRequest:
+		resp = b.handleCreateTopics(ctx, m)
+	case *kmsg.DeleteTopicsRequest:
+		resp = b.handleDeleteTopics(ctx, m)
+	case *kmsg.DeleteRecordsRequest:
+		resp = b.handleDeleteRecords(m)
+	case *kmsg.InitProducerIDRequest:
+		resp = b.handleInitProducerID(ctx, m)
+	case *kmsg.OffsetForLeaderEpochRequest:
+		resp = b.handleOffsetForLeaderEpoch(m)
+	case *kmsg.DescribeConfigsRequest:
+		resp = b.handleDescribeConfigs(m)
+	case *kmsg.AlterConfigsRequest:
+		resp = b.handleAlterConfigs(ctx, m)
+	case *kmsg.IncrementalAlterConfigsRequest:
+		resp = b.handleIncrementalAlterConfigs(ctx, m)
+	case *kmsg.DescribeLogDirsRequest:
+		resp = b.handleDescribeLogDirs(m)
+	case *kmsg.CreatePartitionsRequest:
+		resp = b.handleCreatePartitions(ctx, m)
+	case *kmsg.DescribeClusterRequest:
+		resp = b.handleDescribeCluster(m)
+	default:
+		// supportedVersion lists exactly the cases above.
+		panic("broker: no handler for " + kmsg.NameForKey(req.Key))
+	}
+	p.finish(resp)
+}
+
+// errCode is the one place where internal errors become Kafka error codes.
+func errCode(err error) int16 {
+	if err == nil {
+		return 0
+	}
+	var ke *kerr.Error
+	if errors.As(err, &ke) {
+		return ke.Code
+	}
+	switch {
+	case errors.Is(err, storage.ErrOffsetOutOfRange):
+		return kerr.OffsetOutOfRange.Code
+	case errors.Is(err, storage.ErrOutOfOrderSequence):
+		return kerr.OutOfOrderSequenceNumber.Code
+	case errors.Is(err, storage.ErrInvalidProducerEpoch):
+		return kerr.InvalidProducerEpoch.Code
+	case errors.Is(err, producerstate.ErrInvalidSequence):
+		return kerr.InvalidRecord.Code
+	case errors.Is(err, storage.ErrRecordTooLarge):
+		return kerr.MessageTooLarge.Code
+	case errors.Is(err, recordbatch.ErrCorrupt), errors.Is(err, storage.ErrCorrupt):
+		return kerr.CorruptMessage.Code
+	case errors.Is(err, storage.ErrClosed):
+		return kerr.NotLeaderForPartition.Code
+	case errors.Is(err, metadata.ErrTopicExists):
+		return kerr.TopicAlreadyExists.Code
+	case errors.Is(err, metadata.ErrUnknownTopic):
+		return kerr.UnknownTopicOrPartition.Code
+	case errors.Is(err, metadata.ErrInvalidTopic):
+		return kerr.InvalidTopicException.Code
+	case errors.Is(err, metadata.ErrInvalidPartitions):
+		return kerr.InvalidPartitions.Code
+	case errors.Is(err, metadata.ErrInvalidReplicationFactor):
+		return kerr.InvalidReplicationFactor.Code
+	case errors.Is(err, metadata.ErrInvalidReplicaAssignment):
+		return kerr.InvalidReplicaAssignment.Code
+	case errors.Is(err, metadata.ErrInvalidRequest):
+		return kerr.InvalidRequest.Code
+	case errors.Is(err, metadata.ErrInvalidConfig):
+		return kerr.InvalidConfig.Code
+	case errors.Is(err, context.DeadlineExceeded):
+		return kerr.RequestTimedOut.Code
+	}
+	return kerr.UnknownServerError.Code
+}
+
+// errMessage is the message sent with an error code where the API has one.
+func errMessage(err error) *string {
+	if err == nil {
+		return nil
+	}
+	s := metadata.ErrorMessage(err)
+	return &s
+}
+
+// firstErrorCode summarizes a response for the requests metric: its
+// top-level error, else the first per-item error.
+func firstErrorCode(resp kmsg.Response) int16 {
+	switch r := resp.(type) {
+	case *kmsg.ProduceResponse:
+		for _, t := range r.Topics {
+			for _, p := range t.Partitions {
+				if p.ErrorCode != 0 {
+					return p.ErrorCode
+				}
+			}
+		}
+	case *kmsg.FetchResponse:
+		if r.ErrorCode != 0 {
+			return r.ErrorCode
+		}
+		for _, t := range r.Topics {
+			for _, p := range t.Partitions {
+				if p.ErrorCode != 0 {
+					return p.ErrorCode
+				}
+			}
+		}
+	case *kmsg.ApiVersionsResponse:
+		return r.ErrorCode
+	case *kmsg.MetadataResponse:
+		for _, t := range r.Topics {
+			if t.ErrorCode != 0 {
+				return t.ErrorCode
+			}
+		}
+	case *kmsg.ListOffsetsResponse:
+		for _, t := range r.Topics {
+			for _, p := range t.Partitions {
+				if p.ErrorCode != 0 {
+					return p.ErrorCode
+				}
+			}
+		}
+	case *kmsg.CreateTopicsResponse:
+		for _, t := range r.Topics {
+			if t.ErrorCode != 0 {
+				return t.ErrorCode
+			}
+		}
+	case *kmsg.DeleteTopicsResponse:
+		for _, t := range r.Topics {
+			if t.ErrorCode != 0 {
+				return t.ErrorCode
+			}
+		}
+	case *kmsg.InitProducerIDResponse:
+		return r.ErrorCode
+	}
+	return 0
+}

@@ -1,0 +1,196 @@
+// Package server wires a whole StreamBus broker process together: the
+// metadata store, the log manager, the Kafka listener and the HTTP server
+// (health, readiness, metrics, pprof), and runs them until the context
+// ends.
+//
+// Start order: HTTP (so /healthz answers during recovery), metadata, log
+// recovery, then the Kafka listener; /readyz turns ready only after all of
+// that. Stop order is the reverse: stop accepting and answer in-flight
+// requests, then flush and close every log, then the metadata store.
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/streambus/streambus/internal/broker"
+	"github.com/streambus/streambus/internal/config"
+	"github.com/streambus/streambus/internal/httpserver"
+	"github.com/streambus/streambus/internal/metadata"
+	"github.com/streambus/streambus/internal/metrics"
+	"github.com/streambus/streambus/internal/storage"
+	"github.com/streambus/streambus/internal/topicconfig"
+)
+
+// Run runs a broker until ctx is done, then shuts it down gracefully within
+// cfg.ShutdownTimeout. It returns nil after a clean shutdown.
+func Run(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
+	if err := cfg.Validate(); err != nil {
+		return err
+	}
+	if err := os.MkdirAll(cfg.DataDir, 0o755); err != nil {
+		return fmt.Errorf("server: data dir: %w", err)
+	}
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	m := metrics.New(reg)
+
+	var ready atomic.Bool
+	hs := httpserver.New(httpserver.Config{Addr: cfg.HTTPAddr, Gatherer: reg, Ready: ready.Load, Logger: logger})
+	httpAddr, err := hs.Listen()
+	if err != nil {
+		return fmt.Errorf("server: http listener: %w", err)
+	}
+	httpCtx, stopHTTP := context.WithCancel(context.Background())
+	httpDone := make(chan error, 1)
+	go func() { httpDone <- hs.Serve(httpCtx) }()
+	defer func() {
+		stopHTTP()
+		<-httpDone
+	}()
+
+	ln, err := net.Listen("tcp", cfg.KafkaAddr)
+	if err != nil {
+		return fmt.Errorf("server: kafka listener %s: %w", cfg.KafkaAddr, err)
+	}
+	defer ln.Close()
+	host, port, err := advertised(cfg, ln.Addr())
+	if err != nil {
+		return err
+	}
+
+	start := time.Now()
+	meta, err := metadata.OpenLocal(metadata.LocalConfig{
+		Dir:                      filepath.Join(cfg.DataDir, "meta"),
+		NodeID:                   cfg.NodeID,
+		Host:                     host,
+		Port:                     port,
+		Logger:                   logger,
+		ValidateConfigs:          topicconfig.ValidateAll,
+		DefaultPartitions:        cfg.NumPartitions,
+		DefaultReplicationFactor: cfg.DefaultReplicationFactor,
+	})
+	if err != nil {
+		return fmt.Errorf("server: %w", err)
+	}
+	defer meta.Close()
+
+	logs, err := storage.OpenManager(storage.ManagerOptions{
+		Dir:                    filepath.Join(cfg.DataDir, "logs"),
+		Logger:                 logger,
+		FlushOnAck:             cfg.FlushMode == config.FlushOnAck,
+		FlushInterval:          cfg.FlushInterval,
+		RetentionCheckInterval: cfg.LogRetentionCheckInterval,
+		OnFsync:                m.ObserveFsync,
+		ConfigFor: func(id storage.PartitionID) (storage.LogConfig, bool) {
+			t := meta.Image().Topics[id.Topic]
+			if t == nil {
+				return storage.LogConfig{}, false
+			}
+			res, err := topicconfig.Resolve(t.Configs, cfg.TopicDefaults)
+			return res.Log, err == nil
+		},
+	})
+	if err != nil {
+		return fmt.Errorf("server: %w", err)
+	}
+	logsClosed := false
+	defer func() {
+		if !logsClosed {
+			logs.Close()
+		}
+	}()
+	m.RegisterLogStats(func() (int, int64) { return len(logs.Partitions()), logs.TotalSize() })
+
+	b, err := broker.New(broker.Config{
+		NodeID:             cfg.NodeID,
+		AdvertisedHost:     host,
+		AdvertisedPort:     port,
+		MaxRequestBytes:    cfg.SocketRequestMaxBytes,
+		IdleTimeout:        cfg.ConnectionsMaxIdle,
+		RequestReadTimeout: cfg.RequestReadTimeout,
+		AutoCreateTopics:   cfg.AutoCreateTopics,
+		NumPartitions:      cfg.NumPartitions,
+		ReplicationFactor:  cfg.DefaultReplicationFactor,
+		FlushOnAck:         cfg.FlushMode == config.FlushOnAck,
+		TopicDefaults:      cfg.TopicDefaults,
+		BrokerConfigs:      cfg.BrokerConfigEntries,
+		DataDir:            cfg.DataDir,
+		Logger:             logger,
+		Metrics:            m,
+	}, meta, logs)
+	if err != nil {
+		return fmt.Errorf("server: %w", err)
+	}
+
+	bgCtx, stopBG := context.WithCancel(context.Background())
+	bgDone := make(chan struct{})
+	go func() { defer close(bgDone); logs.Run(bgCtx) }()
+
+	serveErr := make(chan error, 1)
+	go func() { serveErr <- b.Serve(ln) }()
+	ready.Store(true)
+	logger.Info("broker ready", "kafka", ln.Addr().String(), "advertised", net.JoinHostPort(host, strconv.Itoa(int(port))),
+		"http", httpAddr.String(), "data-dir", cfg.DataDir, "partitions", len(logs.Partitions()),
+		"startup", time.Since(start).Round(time.Millisecond))
+
+	var runErr error
+	select {
+	case <-ctx.Done():
+		logger.Info("shutting down")
+	case runErr = <-serveErr:
+		logger.Error("kafka listener failed", "err", runErr)
+	}
+	ready.Store(false)
+	sdCtx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
+	defer cancel()
+	if err := b.Shutdown(sdCtx); err != nil {
+		logger.Warn("in-flight requests cut short", "err", err)
+	}
+	stopBG()
+	<-bgDone
+	logsClosed = true
+	if err := logs.Close(); err != nil {
+		runErr = errors.Join(runErr, fmt.Errorf("server: close logs: %w", err))
+	}
+	if runErr == nil {
+		logger.Info("stopped cleanly")
+	}
+	return runErr
+}
+
+// advertised is the host and port clients are told to use: the advertised
+// address if set, else the listener's, with the bound port when it asked
+// for port 0 and "localhost" when it bound every interface.
+func advertised(cfg config.Config, bound net.Addr) (string, int32, error) {
+	addr := cfg.AdvertisedKafkaAddr
+	if addr == "" {
+		addr = cfg.KafkaAddr
+	}
+	host, portStr, err := net.SplitHostPort(addr)
+	if err != nil {
+		return "", 0, fmt.Errorf("server: advertised address %q: %w", addr, err)
+	}
+	port, err := strconv.Atoi(portStr)
+	if err != nil {
+		return "", 0, fmt.Errorf("server: advertised port %q: %w", portStr, err)
+	}
+	if port == 0 {
+		port = bound.(*net.TCPAddr).Port
+	}
+	if host == "" || host == "0.0.0.0" || host == "::" {
+		host = "localhost"
+	}
+	return host, int32(port), nil
+}
