@@ -318,4 +318,3 @@ func sendfile(raw syscall.RawConn, f interface {
 	}
 	return written, serr
 }
-
