@@ -10,6 +10,7 @@ import (
 
 	"github.com/spf13/cobra"
 	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 )
 
@@ -164,7 +165,7 @@ func (a *app) checkConsumable(ctx context.Context, adm *kadm.Client, topic strin
 		return fmt.Errorf("consume: describe topic %q: %w", topic, err)
 	}
 	td, ok := details[topic]
-	if !ok {
+	if !ok || errors.Is(td.Err, kerr.UnknownTopicOrPartition) {
 		return fmt.Errorf("consume: topic %q does not exist", topic)
 	}
 	if td.Err != nil {
