@@ -141,6 +141,28 @@ func readBounded(dst []byte, r io.Reader, maxSize int) ([]byte, error) {
 			// its last bytes together with io.EOF.
 			return nil, fmt.Errorf("more than %d bytes: %w", maxSize, ErrTooLarge)
 		}
+		if len(dst) == cap(dst) && len(dst) > start {
+			// A caller that sized dst exactly would otherwise pay for
+			// a doubling just to read io.EOF: probe first.
+			var probe [1]byte
+			n, err := r.Read(probe[:])
+			if n == 0 && err == io.EOF {
+				return dst, nil
+			}
+			if err != nil && err != io.EOF {
+				return nil, err
+			}
+			if n == 0 {
+				if empty++; empty > 100 {
+					return nil, io.ErrNoProgress
+				}
+			}
+			if n > 0 {
+				dst = slices.Grow(dst, min(max(len(dst)-start, 512), limit-len(dst)))
+				dst = append(dst, probe[0])
+			}
+			continue
+		}
 		if len(dst) == cap(dst) {
 			grow := max(len(dst)-start, 512)
 			dst = slices.Grow(dst, min(grow, limit-len(dst)))
@@ -172,26 +194,35 @@ func (w *appendWriter) Write(p []byte) (int, error) {
 
 // gzip
 
-var gzipReaders sync.Pool // *gzip.Reader
+// gzipReader pairs a pooled decompressor with the bytes.Reader it reads
+// from, so that neither is allocated per call.
+type gzipReader struct {
+	src bytes.Reader
+	zr  *gzip.Reader
+}
+
+var gzipReaders sync.Pool // *gzipReader
 
 func gunzip(dst, src []byte, maxSize int) ([]byte, error) {
-	br := bytes.NewReader(src)
-	zr, _ := gzipReaders.Get().(*gzip.Reader)
+	gr, _ := gzipReaders.Get().(*gzipReader)
+	if gr == nil {
+		gr = new(gzipReader)
+	}
+	gr.src.Reset(src)
+	defer func() {
+		gr.src.Reset(nil) // drop the reference to src before pooling
+		gzipReaders.Put(gr)
+	}()
 	var err error
-	if zr == nil {
-		zr, err = gzip.NewReader(br)
+	if gr.zr == nil {
+		gr.zr, err = gzip.NewReader(&gr.src)
 	} else {
-		err = zr.Reset(br)
+		err = gr.zr.Reset(&gr.src)
 	}
 	if err != nil {
 		return nil, err
 	}
-	defer func() {
-		// Drop the reference to src before pooling.
-		_ = zr.Reset(bytes.NewReader(nil))
-		gzipReaders.Put(zr)
-	}()
-	return readBounded(dst, zr, maxSize)
+	return readBounded(dst, gr.zr, maxSize)
 }
 
 var gzipWriters = sync.Pool{New: func() any {
@@ -294,16 +325,23 @@ func compressSnappy(dst, src []byte) []byte {
 
 // lz4
 
-var lz4Readers = sync.Pool{New: func() any { return lz4.NewReader(nil) }}
+type lz4Reader struct {
+	src bytes.Reader
+	zr  *lz4.Reader
+}
+
+var lz4Readers = sync.Pool{New: func() any { return &lz4Reader{zr: lz4.NewReader(nil)} }}
 
 func unlz4(dst, src []byte, maxSize int) ([]byte, error) {
-	zr := lz4Readers.Get().(*lz4.Reader)
-	zr.Reset(bytes.NewReader(src))
+	lr := lz4Readers.Get().(*lz4Reader)
+	lr.src.Reset(src)
+	lr.zr.Reset(&lr.src)
 	defer func() {
-		zr.Reset(nil)
-		lz4Readers.Put(zr)
+		lr.src.Reset(nil)
+		lr.zr.Reset(nil)
+		lz4Readers.Put(lr)
 	}()
-	return readBounded(dst, zr, maxSize)
+	return readBounded(dst, lr.zr, maxSize)
 }
 
 var lz4Writers sync.Pool // *lz4.Writer
@@ -338,6 +376,7 @@ func compressLZ4(dst, src []byte) ([]byte, error) {
 // the window limit it is currently configured for, so options are only
 // rebuilt when a call needs a different limit.
 type zstdDecoder struct {
+	src    bytes.Reader
 	d      *zstd.Decoder
 	window uint64
 }
@@ -378,12 +417,14 @@ func unzstd(dst, src []byte, maxSize int) ([]byte, error) {
 		zd = &zstdDecoder{d: d, window: window}
 	}
 	defer func() {
-		// Reset(nil) drops the reference to src and cannot fail.
+		zd.src.Reset(nil)
+		// Reset(nil) drops the decoder's reference and cannot fail.
 		_ = zd.d.Reset(nil)
 		zstdDecoders.Put(zd)
 	}()
 	var err error
-	br := bytes.NewReader(src)
+	zd.src.Reset(src)
+	br := &zd.src
 	if zd.window != window {
 		err = zd.d.ResetWithOptions(br, zstd.WithDecoderMaxWindow(window), zstd.WithDecoderMaxMemory(window))
 		zd.window = window

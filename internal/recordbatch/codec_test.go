@@ -253,3 +253,30 @@ func TestGzipSingleMember(t *testing.T) {
 		t.Fatalf("got %q, %v", out, err)
 	}
 }
+
+// Outputs above the zstd window floor use a larger window class, and
+// every codec handles output spanning many blocks.
+func TestDecompressLarge(t *testing.T) {
+	in := make([]byte, 12<<20)
+	rng := rand.New(rand.NewPCG(3, 4))
+	for i := range in {
+		if i%64 < 8 {
+			in[i] = byte(rng.Uint32())
+		} else {
+			in[i] = byte(i >> 10)
+		}
+	}
+	for _, c := range allCodecs {
+		comp, err := Compress(c, in, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out, err := Decompress(c, comp, nil, len(in))
+		if err != nil || !bytes.Equal(out, in) {
+			t.Fatalf("%v: equal %v, %v", c, bytes.Equal(out, in), err)
+		}
+		if _, err := Decompress(c, comp, nil, 9<<20); !errors.Is(err, ErrTooLarge) {
+			t.Fatalf("%v with a 9 MiB bound: got %v, want ErrTooLarge", c, err)
+		}
+	}
+}
