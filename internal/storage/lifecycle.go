@@ -118,7 +118,11 @@ func (l *Log) applyRetention(now time.Time) (int, error) {
 		for n < len(l.segs) {
 			s := l.segs[n]
 			if s.size == 0 {
-				break
+				if n == len(l.segs)-1 {
+					break // an empty active segment stays
+				}
+				n++ // emptied by compaction
+				continue
 			}
 			ts, err := s.largestTimestamp(s.size, interval)
 			if err != nil {

@@ -66,7 +66,8 @@ type Log struct {
 	truncGen  uint64 // bumped by Truncate so a concurrent flush does not advance durable past it
 	waiters   []syncWaiter
 	cpBase    int64 // active segment base at the last recovery-point checkpoint
-	cleanedTo int64 // compaction: offsets below were cleaned by the last pass
+	cleanedTo    int64 // compaction: offsets below were cleaned by a pass
+	tombstoneDue int64 // compaction: when a kept tombstone becomes removable (ms), 0 if none
 
 	kick        chan struct{} // wakes the flusher; capacity 1
 	stop        chan struct{}
@@ -434,6 +435,11 @@ func (l *Log) flushOnce() {
 		l.opts.OnFsync(time.Since(start))
 	}
 
+	if err == nil && needRP {
+		// Before waking waiters, so that a Sync after a roll also
+		// guarantees the recovery point moved past the rolled segment.
+		l.checkpointRecoveryPoint(recoveryPoint{Offset: target, SegmentBase: active.base, Position: activeSize}, gen)
+	}
 	l.mu.Lock()
 	if err != nil {
 		l.failLocked(fmt.Errorf("storage: fsync %v: %w", l.id, err))
@@ -447,11 +453,7 @@ func (l *Log) flushOnce() {
 		}
 	}
 	l.wakeWaitersLocked()
-	closed := l.closed
 	l.mu.Unlock()
-	if needRP && !closed {
-		l.checkpointRecoveryPoint(recoveryPoint{Offset: target, SegmentBase: active.base, Position: activeSize}, gen)
-	}
 }
 
 func (l *Log) wakeWaitersLocked() {

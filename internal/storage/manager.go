@@ -231,6 +231,8 @@ func (m *Manager) TotalSize() int64 {
 func (m *Manager) Run(ctx context.Context) {
 	retention := time.NewTicker(m.opts.RetentionCheckInterval)
 	defer retention.Stop()
+	compaction := time.NewTicker(m.opts.CompactionInterval)
+	defer compaction.Stop()
 	var flushC <-chan time.Time
 	if !m.opts.FlushOnAck {
 		t := time.NewTicker(m.opts.FlushInterval)
@@ -245,6 +247,8 @@ func (m *Manager) Run(ctx context.Context) {
 			m.FlushAll()
 		case <-retention.C:
 			m.RunRetention()
+		case <-compaction.C:
+			m.RunCompaction(ctx)
 		}
 	}
 }
@@ -267,6 +271,18 @@ func (m *Manager) RunRetention() {
 		}
 		if _, err := l.applyRetention(now); err != nil {
 			l.logger.Warn("storage: retention", "err", err)
+		}
+	}
+}
+
+// RunCompaction runs one cleaner pass over every compacted log.
+func (m *Manager) RunCompaction(ctx context.Context) {
+	for _, l := range m.snapshotLogs() {
+		if ctx.Err() != nil {
+			return
+		}
+		if _, err := l.Compact(ctx); err != nil && !errors.Is(err, ErrClosed) && !errors.Is(err, context.Canceled) {
+			l.logger.Warn("storage: compaction", "err", err)
 		}
 	}
 }

@@ -142,6 +142,7 @@ func openSegment(fsys vfs.FS, dir string, base int64) (*segment, error) {
 	}
 	s := newSegmentValue(fsys, dir, base, f)
 	s.size = st.Size()
+	s.createdMs = st.ModTime().UnixMilli() // stands in for the largest timestamp of a segment without any
 	return s, nil
 }
 
@@ -521,6 +522,10 @@ func (s *segment) truncateIndexes(size, cut, interval int64) error {
 func (s *segment) syncIndexes() error {
 	s.idxMu.Lock()
 	defer s.idxMu.Unlock()
+	return s.syncIndexesLocked()
+}
+
+func (s *segment) syncIndexesLocked() error {
 	for _, f := range []vfs.File{s.idxFile, s.tidxFile} {
 		if f != nil {
 			if err := f.Sync(); err != nil {
