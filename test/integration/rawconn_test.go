@@ -193,8 +193,16 @@ func recordBatch(timestamps ...int64) []byte {
 	}
 	raw := batch.AppendTo(nil)
 	binary.BigEndian.PutUint32(raw[8:], uint32(len(raw)-12))
-	binary.BigEndian.PutUint32(raw[17:], crc32.Checksum(raw[21:], crc32.MakeTable(crc32.Castagnoli)))
+	fixCRC(raw)
 	return raw
+}
+
+var castagnoli = crc32.MakeTable(crc32.Castagnoli)
+
+// fixCRC recomputes a magic-2 batch's CRC-32C (attributes to the end) after
+// an edit.
+func fixCRC(batch []byte) {
+	binary.BigEndian.PutUint32(batch[17:], crc32.Checksum(batch[21:], castagnoli))
 }
 
 // produceRequest wraps a raw record batch in a Produce v7 request
