@@ -58,9 +58,10 @@ const (
 // regardless of the output bound: producers declare windows bigger than the
 // data they compress (libzstd at level 3 declares 2 MiB for any streamed
 // input; levels up to 19 declare at most 8 MiB), so tying the window limit to
-// a small output bound would reject legitimate batches. Frames declaring a
-// larger window than max(bound, this) are rejected, which bounds the
-// decoder's window allocation.
+// a small output bound would reject legitimate batches. A frame may declare
+// a window (or, for single-segment frames, a content size) up to the power
+// of two at or above max(bound, this), capped at zstdMaxWindowLimit; larger
+// declarations are rejected, which bounds the decoder's window allocation.
 const zstdMinWindowLimit = 8 << 20
 
 // zstdMaxWindowLimit caps the declared window however large the output bound
