@@ -234,6 +234,10 @@ func (a *app) runBench(ctx context.Context, o benchOptions) error {
 	} else {
 		writeBenchSummary(a.env.Stdout, res, o)
 	}
+	if ctx.Err() != nil {
+		// Records cut off by the interrupt count as failed above; say why.
+		return fmt.Errorf("bench: interrupted: %w", ctx.Err())
+	}
 	if res.Produce != nil && res.Produce.Failed > 0 {
 		return fmt.Errorf("bench: %d record(s) failed, first: %s", res.Produce.Failed, res.Produce.FirstError)
 	}

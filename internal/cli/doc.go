@@ -12,8 +12,9 @@
 //   - Data goes to stdout (records, tables, benchmark results); diagnostics,
 //     progress lines and summaries go to stderr, so output can be piped.
 //   - Cancelling the context passed to Execute (SIGINT/SIGTERM in main) stops
-//     a command cleanly: consume exits 0, produce reports the records it could
-//     not deliver and exits 1.
+//     a command cleanly: consume exits 0; produce stops reading input, still
+//     delivers what it read and exits 0 if all of it was acknowledged; bench
+//     reports what it measured and exits 1.
 //   - Exit codes: 0 success, 1 the command failed, 2 the command line was
 //     invalid (unknown flag, bad value, wrong number of arguments).
 package cli

@@ -46,7 +46,11 @@ at the first SEP into key and value; an input without SEP keeps the whole text
 as its value and gets --key (or no key).
 
 The summary goes to stderr. If any record fails, each failure is reported
-(up to ` + fmt.Sprint(maxReportedFailures) + `) and the exit status is 1.`,
+(up to ` + fmt.Sprint(maxReportedFailures) + `) and the exit status is 1.
+
+SIGINT/SIGTERM stop reading input; records already handed to the client are
+still delivered (waiting at most --request-timeout), and the exit status is 0
+if all of them were acknowledged. A second signal kills the process.`,
 		Example: `  printf 'k1:hello\nk2:world\n' | streambus-cli produce orders --key-separator :
   streambus-cli produce orders --value '{"id":1}' --header source=cli --acks 1`,
 		Args: exactArgs(1, "TOPIC"),
@@ -141,28 +145,32 @@ func (a *app) runProduce(ctx context.Context, topic string, o produceOptions, id
 		return r
 	}
 
+	// Records already read are delivered even after ctx is cancelled: the
+	// cancellation only stops reading input.
+	deliverCtx := context.WithoutCancel(ctx)
 	start := time.Now()
 	stats := &produceStats{}
 	n := 0
 	send := func(input []byte) {
 		n++
 		index := n
-		cl.Produce(ctx, build(input), func(r *kgo.Record, err error) { stats.record(index, r, err) })
+		cl.Produce(deliverCtx, build(input), func(r *kgo.Record, err error) { stats.record(index, r, err) })
 	}
 	var inputErr error
 	if len(o.values) > 0 {
 		for _, v := range o.values {
-			if ctx.Err() != nil {
-				break
-			}
 			send([]byte(v))
 		}
 	} else {
 		inputErr = readLines(ctx, a.env.Stdin, send)
 	}
-	// Flush waits for every promise; if ctx is cancelled first, closing the
-	// client fails what is still buffered, and those failures are counted.
-	_ = cl.Flush(ctx)
+	// Flush waits for every promise. Each record already has a delivery
+	// timeout; this bound only guards against a flush that never returns.
+	// Closing the client fails whatever is still buffered, and the promises
+	// count those failures.
+	flushCtx, cancel := context.WithTimeout(deliverCtx, 2*a.opts.requestTimeout+o.linger)
+	_ = cl.Flush(flushCtx)
+	cancel()
 	cl.Close()
 	elapsed := time.Since(start)
 
@@ -182,8 +190,9 @@ func (a *app) runProduce(ctx context.Context, topic string, o produceOptions, id
 		return fmt.Errorf("produce: read stdin: %w", inputErr)
 	case stats.failed+notSent > 0:
 		return fmt.Errorf("produce: %d of %d record(s) failed", stats.failed+notSent, n)
-	case ctx.Err() != nil:
-		return fmt.Errorf("produce: interrupted: %w", ctx.Err())
+	}
+	if ctx.Err() != nil {
+		fmt.Fprintln(a.env.Stderr, "produce: interrupted; stopped reading input")
 	}
 	return nil
 }

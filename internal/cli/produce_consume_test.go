@@ -237,3 +237,49 @@ func TestJSONOutputIsValidJSON(t *testing.T) {
 		t.Fatalf("headers: %+v", jr.Headers)
 	}
 }
+
+// TestProduceCancelStopsReadingCleanly cancels produce while it waits for
+// more stdin after delivering a line: it stops and exits 0.
+func TestProduceCancelStopsReadingCleanly(t *testing.T) {
+	addr := startCluster(t, kfake.SeedTopics(1, "t"))
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	pr, pw := io.Pipe()
+	defer pw.Close() // lets the stdin reader goroutine finish
+	var errOut syncBuffer
+	done := make(chan int, 1)
+	go func() {
+		done <- Execute(ctx, Env{Stdin: pr, Stderr: &errOut}, []string{"-b", addr, "produce", "t"})
+	}()
+	if _, err := pw.Write([]byte("first\n")); err != nil {
+		t.Fatal(err)
+	}
+	// Once the record is on the broker, produce has taken the line and is
+	// blocked reading stdin again: that is the moment to interrupt it.
+	if r := mustRun(t, addr, "", "consume", "t", "-n", "1"); r.stdout != "first\n" {
+		t.Fatalf("consumed %q", r.stdout)
+	}
+	cancel()
+	if code := <-done; code != 0 {
+		t.Fatalf("exit %d, stderr %q", code, errOut.String())
+	}
+	if !strings.Contains(errOut.String(), "produced 1 of 1 record(s)") || !strings.Contains(errOut.String(), "interrupted") {
+		t.Fatalf("stderr %q", errOut.String())
+	}
+}
+
+func TestProduceAcksAndCodecs(t *testing.T) {
+	addr := startCluster(t, kfake.SeedTopics(1, "t"))
+	var want strings.Builder
+	for _, c := range []struct{ acks, codec string }{
+		{"all", "gzip"}, {"1", "snappy"}, {"0", "lz4"}, {"all", "none"},
+	} {
+		v := c.acks + "-" + c.codec
+		mustRun(t, addr, "", "produce", "t", "--acks", c.acks, "--compression", c.codec, "--value", v)
+		want.WriteString(v + "\n")
+	}
+	r := mustRun(t, addr, "", "consume", "t", "-n", "4")
+	if r.stdout != want.String() {
+		t.Fatalf("got %q want %q", r.stdout, want.String())
+	}
+}
