@@ -16,21 +16,27 @@ import (
 	"net"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 
 	"github.com/twmb/franz-go/pkg/kfake"
 )
 
 func main() {
-	if err := run(os.Args[1:]); err != nil {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	ready := func(addrs []string) { fmt.Printf("kfakepeer listening on %s\n", strings.Join(addrs, ",")) }
+	if err := run(ctx, os.Args[1:], ready); err != nil {
 		fmt.Fprintf(os.Stderr, "kfakepeer: %v\n", err)
 		os.Exit(1)
 	}
 }
 
-func run(args []string) error {
+// run serves until ctx is done; ready receives the listen addresses once the
+// cluster accepts connections.
+func run(ctx context.Context, args []string, ready func(addrs []string)) error {
 	fs := flag.NewFlagSet("kfakepeer", flag.ContinueOnError)
-	addr := fs.String("addr", "127.0.0.1:9192", "host:port to listen on (the one broker advertises it)")
+	addr := fs.String("addr", "127.0.0.1:9192", "host:port to listen on (port 0 picks a free one)")
 	dataDir := fs.String("data-dir", "", "persist the log in this directory (default: in memory only)")
 	partitions := fs.Int("partitions", 16, "partitions of auto-created topics and the broker default for CreateTopics with -1")
 	syncWrites := fs.Bool("sync-writes", false, "fsync every batch (only with --data-dir); the default relies on the page cache like Kafka")
@@ -68,12 +74,8 @@ func run(args []string) error {
 	if err != nil {
 		return fmt.Errorf("start kfake: %w", err)
 	}
-	defer c.Close()
-	fmt.Printf("kfakepeer listening on %v\n", c.ListenAddrs())
-
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
+	defer c.Close() // with --data-dir, Close persists the final state
+	ready(c.ListenAddrs())
 	<-ctx.Done()
-	fmt.Println("kfakepeer stopping")
 	return nil
 }
