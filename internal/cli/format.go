@@ -24,7 +24,7 @@ const formatHelp = `output format:
   json     one JSON object per line: topic, partition, offset, timestamp
            (Unix ms), key, value, headers [{key, value}]; a null key/value is
            null; bytes that are not valid UTF-8 are base64 and flagged by
-           "key_encoding"/"value_encoding": "base64" (in headers: "value_encoding")
+           "key_encoding"/"value_encoding": "base64" (also inside headers)
   FORMAT   a kcat-like template: %t topic, %p partition, %o offset, %k key,
            %v value, %h headers (k=v,k=v), %T timestamp (Unix ms), %K key
            length, %V value length (-1 for null), %% a percent sign; escapes
@@ -67,6 +67,7 @@ type jsonRecord struct {
 
 type jsonHeader struct {
 	Key           string  `json:"key"`
+	KeyEncoding   string  `json:"key_encoding,omitempty"`
 	Value         *string `json:"value"`
 	ValueEncoding string  `json:"value_encoding,omitempty"`
 }
@@ -98,7 +99,11 @@ func (jsonFormatter) format(w *bytes.Buffer, r *kgo.Record) {
 	jr.Key, jr.KeyEncoding = encodeBytes(r.Key)
 	jr.Value, jr.ValueEncoding = encodeBytes(r.Value)
 	for _, h := range r.Headers {
-		jh := jsonHeader{Key: h.Key}
+		jh := jsonHeader{}
+		// Header keys are strings on the wire but not checked as UTF-8;
+		// never null, so a nil result cannot occur for them.
+		k, kenc := encodeBytes([]byte(h.Key))
+		jh.Key, jh.KeyEncoding = *k, kenc
 		jh.Value, jh.ValueEncoding = encodeBytes(h.Value)
 		jr.Headers = append(jr.Headers, jh)
 	}

@@ -120,6 +120,10 @@ func FuzzRecordFormat(f *testing.F) {
 		if len(jr.Headers) != 1 {
 			t.Fatalf("headers %+v", jr.Headers)
 		}
+		hk := jr.Headers[0].Key
+		if got := decodeJSONBytes(t, &hk, jr.Headers[0].KeyEncoding); string(got) != hkey {
+			t.Fatalf("header key %q round-tripped to %q", hkey, got)
+		}
 		if got := decodeJSONBytes(t, jr.Headers[0].Value, jr.Headers[0].ValueEncoding); !bytes.Equal(got, hval) || (got == nil) != (hval == nil) {
 			t.Fatalf("header value %q round-tripped to %q", hval, got)
 		}
