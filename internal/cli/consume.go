@@ -53,8 +53,8 @@ or on SIGINT/SIGTERM; all three exit 0. A summary goes to stderr.
 	}
 	f := cmd.Flags()
 	f.StringVar(&o.from, "from", "beginning", "where to start: beginning|end|OFFSET|-N|@TIMESTAMP_MS (see above)")
-	f.Int32SliceVar(&o.partitions, "partition", nil, "partition to consume; repeatable or comma-separated (default: all)")
-	f.IntVarP(&o.count, "count", "n", 0, "stop after this many records (0: no limit)")
+	f.Int32SliceVar(&o.partitions, "partition", nil, "partition `N` to consume; repeatable or comma-separated; none given means all")
+	f.IntVarP(&o.count, "count", "n", 0, "stop after `N` records (0: no limit)")
 	f.StringVar(&o.format, "format", "text", "text|json|FORMAT (see above)")
 	f.DurationVar(&o.timeout, "timeout", 0, "exit after no record arrived for this long (0: wait forever)")
 	return cmd

@@ -59,14 +59,14 @@ if all of them were acknowledged. A second signal kills the process.`,
 		},
 	}
 	f := cmd.Flags()
-	f.StringArrayVar(&o.values, "value", nil, "record value; repeat for several records (stdin is not read when given)")
-	f.StringVar(&o.key, "key", "", "key for every record (default: no key)")
-	f.StringVar(&o.keySeparator, "key-separator", "", "split each input at the first SEP into key and value")
-	f.StringArrayVar(&o.headers, "header", nil, "record header key=value, added to every record; repeatable")
-	f.Int32Var(&o.partition, "partition", -1, "partition to produce to (default: the client's sticky key-hash partitioner)")
+	f.StringArrayVar(&o.values, "value", nil, "record `VALUE`; repeat for several records (stdin is not read when given)")
+	f.StringVar(&o.key, "key", "", "`KEY` for every record (default: no key)")
+	f.StringVar(&o.keySeparator, "key-separator", "", "split each input at the first `SEP` into key and value")
+	f.StringArrayVar(&o.headers, "header", nil, "record header `key=value`, added to every record; repeatable")
+	f.Int32Var(&o.partition, "partition", -1, "partition `N` to produce to; -1 uses the client's partitioner (key hash, sticky for no key)")
 	f.StringVar(&o.acks, "acks", "all", "acknowledgements to wait for: all|1|0")
 	f.StringVar(&o.compression, "compression", "none", "batch compression: none|gzip|snappy|lz4|zstd")
-	f.BoolVar(&o.idempotent, "idempotent", true, "idempotent producer (default true with --acks all, false otherwise; requires --acks all)")
+	f.BoolVar(&o.idempotent, "idempotent", true, "idempotent producer; requires --acks all, and is off by default with --acks 1|0")
 	f.DurationVar(&o.linger, "linger", 0, "how long to wait for more records before sending a batch")
 	return cmd
 }

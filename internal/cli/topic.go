@@ -100,7 +100,7 @@ asks the broker for its defaults (num.partitions, default.replication.factor).
 	f := cmd.Flags()
 	f.Int32Var(&partitions, "partitions", -1, "number of partitions (-1: broker default)")
 	f.Int16Var(&replication, "replication-factor", -1, "replicas per partition (-1: broker default)")
-	f.StringArrayVar(&configs, "config", nil, "topic config override key=value; repeatable")
+	f.StringArrayVar(&configs, "config", nil, "topic config override `key=value`; repeatable")
 	f.BoolVar(&ifNotExists, "if-not-exists", false, "succeed if the topic already exists")
 	return cmd
 }
