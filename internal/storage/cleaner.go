@@ -54,7 +54,7 @@ func (l *Log) Compact(ctx context.Context) (int, error) {
 	interval := l.intervalLocked()
 	var views []segView
 	for _, s := range l.segs[:len(l.segs)-1] {
-		if s.base >= l.cpBase || s.next > l.cpBase {
+		if s.base >= l.rp.SegmentBase {
 			break
 		}
 		s.acquire()

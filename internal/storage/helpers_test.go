@@ -130,9 +130,16 @@ func (e *env) append(l *Log, b []byte) AppendResult {
 	return res
 }
 
+// tb is what test helpers need from testing.TB or *rapid.T.
+type tb interface {
+	Helper()
+	Fatal(args ...any)
+	Fatalf(format string, args ...any)
+}
+
 // readAll returns every batch from the log start to upTo, read with small
 // reads, checking each read starts with the batch holding the offset.
-func readAll(t testing.TB, l *Log, upTo int64) [][]byte {
+func readAll(t tb, l *Log, upTo int64) [][]byte {
 	t.Helper()
 	var out [][]byte
 	off := l.LogStartOffset()
@@ -166,7 +173,7 @@ func readAll(t testing.TB, l *Log, upTo int64) [][]byte {
 	return out
 }
 
-func sameBatches(t testing.TB, got, want [][]byte) {
+func sameBatches(t tb, got, want [][]byte) {
 	t.Helper()
 	if len(got) != len(want) {
 		t.Fatalf("got %d batches, want %d", len(got), len(want))

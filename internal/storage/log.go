@@ -65,7 +65,7 @@ type Log struct {
 	changed   chan struct{}
 	truncGen  uint64 // bumped by Truncate so a concurrent flush does not advance durable past it
 	waiters   []syncWaiter
-	cpBase    int64 // active segment base at the last recovery-point checkpoint
+	rp        recoveryPoint // the last recovery point checkpointed
 	cleanedTo    int64 // compaction: offsets below were cleaned by a pass
 	tombstoneDue int64 // compaction: when a kept tombstone becomes removable (ms), 0 if none
 
@@ -409,7 +409,7 @@ func (l *Log) flushOnce() {
 	active.acquire()
 	dirDirty := l.dirDirty
 	l.dirDirty = false
-	needRP := active.base != l.cpBase
+	needRP := active.base != l.rp.SegmentBase
 	needSync := target > l.durable || len(rolled) > 0 || dirDirty
 	l.mu.Unlock()
 
@@ -486,7 +486,7 @@ func (l *Log) checkpointRecoveryPoint(rp recoveryPoint, gen uint64) {
 		return
 	}
 	l.mu.Lock()
-	l.cpBase = rp.SegmentBase
+	l.rp = rp
 	l.mu.Unlock()
 }
 

@@ -379,6 +379,11 @@ func (l *Log) truncateFullyLocked(offset int64) error {
 	}
 	l.segs = []*segment{ns}
 	l.size = 0
+	// The new segment may reuse the old name (O_TRUNC): make the empty
+	// file durable so a crash cannot bring the old data back.
+	if err := ns.f.Sync(); err != nil {
+		return fmt.Errorf("storage: sync segment %d: %w", offset, err)
+	}
 	if err := l.fs.SyncDir(l.dir); err != nil {
 		return fmt.Errorf("storage: sync dir: %w", err)
 	}
@@ -387,16 +392,28 @@ func (l *Log) truncateFullyLocked(offset int64) error {
 		return err
 	}
 	l.logStart, l.logEnd = offset, offset
-	return l.lowerRecoveryPointLocked(ns)
+	return l.setRecoveryPointLocked(recoveryPoint{Offset: offset, SegmentBase: offset})
 }
 
-// lowerRecoveryPointLocked checkpoints the recovery point at the new end
+// lowerRecoveryPointLocked moves the recovery point down to the new end
 // after a truncation (cpMu held), so that appends after it are scanned by
-// a recovery.
+// a recovery. A recovery point already at or below the new end stays: the
+// data between it and the new end may not be durable.
 func (l *Log) lowerRecoveryPointLocked(active *segment) error {
-	l.cpBase = active.base
-	return writeCheckpoint(l.fs, filepath.Join(l.dir, recoveryPointFile), ckKindRecoveryPoint,
-		putInt64s(l.logEnd, active.base, active.size))
+	if l.rp.Offset <= l.logEnd && l.rp.SegmentBase <= active.base {
+		return nil
+	}
+	return l.setRecoveryPointLocked(recoveryPoint{Offset: l.logEnd, SegmentBase: active.base, Position: active.size})
+}
+
+// setRecoveryPointLocked checkpoints rp (cpMu held).
+func (l *Log) setRecoveryPointLocked(rp recoveryPoint) error {
+	if err := writeCheckpoint(l.fs, filepath.Join(l.dir, recoveryPointFile), ckKindRecoveryPoint,
+		putInt64s(rp.Offset, rp.SegmentBase, rp.Position)); err != nil {
+		return err
+	}
+	l.rp = rp
+	return nil
 }
 
 // reloadProducersLocked rebuilds producer state after a truncation from

@@ -98,9 +98,9 @@ func (l *Log) recover() error {
 		}
 	}
 	l.durable = l.logEnd
-	l.cpBase = last.base
+	l.rp = recoveryPoint{Offset: l.logEnd, SegmentBase: last.base, Position: last.size}
 	return writeCheckpoint(l.fs, filepath.Join(l.dir, recoveryPointFile), ckKindRecoveryPoint,
-		putInt64s(l.logEnd, last.base, last.size))
+		putInt64s(l.rp.Offset, l.rp.SegmentBase, l.rp.Position))
 }
 
 // cleanLeftovers removes interrupted writes and finishes interrupted
