@@ -17,6 +17,7 @@ import (
 type produceOptions struct {
 	values       []string
 	key          string
+	keySet       bool // --key given, possibly empty: an empty key is not a null key
 	keySeparator string
 	headers      []string
 	partition    int32
@@ -55,6 +56,7 @@ if all of them were acknowledged. A second signal kills the process.`,
   streambus-cli produce orders --value '{"id":1}' --header source=cli --acks 1`,
 		Args: exactArgs(1, "TOPIC"),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			o.keySet = cmd.Flags().Changed("key")
 			return a.runProduce(cmd.Context(), args[0], o, cmd.Flags().Changed("idempotent"))
 		},
 	}
@@ -131,7 +133,7 @@ func (a *app) runProduce(ctx context.Context, topic string, o produceOptions, id
 	}
 	build := func(input []byte) *kgo.Record {
 		r := &kgo.Record{Topic: topic, Headers: rhdrs, Value: input}
-		if o.key != "" {
+		if o.keySet {
 			r.Key = []byte(o.key)
 		}
 		if o.keySeparator != "" {

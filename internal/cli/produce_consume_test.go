@@ -84,6 +84,12 @@ func TestProduceValuesNullKeyAndTextFormat(t *testing.T) {
 	if !strings.Contains(r.stdout, `"key":null`) || !strings.Contains(r.stdout, `"headers":[]`) {
 		t.Fatalf("null key / empty headers not rendered as null / []: %s", r.stdout)
 	}
+	// An explicitly empty key is an empty key, not a null one.
+	mustRun(t, addr, "", "produce", "t", "--key", "", "--value", "three")
+	r = mustRun(t, addr, "", "consume", "t", "--from", "2", "-n", "1", "--format", `%K %v\n`)
+	if r.stdout != "0 three\n" {
+		t.Fatalf("empty key: %q", r.stdout)
+	}
 }
 
 func TestProduceFailureExit1(t *testing.T) {
