@@ -150,9 +150,6 @@ type brokerProcess struct {
 	waitErr error         // valid after exited is closed
 }
 
-// isProcess reports whether tests can signal, restart and inspect the broker.
-func (b *broker) isProcess() bool { return b.proc != nil || harness.kind != "external" }
-
 // requireProcess skips tests that need to own the broker process.
 func requireProcess(t testing.TB) {
 	t.Helper()
