@@ -288,6 +288,16 @@ func (b *broker) Restart() {
 	b.t.Fatalf("restart broker: %v", err)
 }
 
+// exited reports whether the current broker process has exited.
+func (b *broker) exited() bool {
+	select {
+	case <-b.proc.exited:
+		return true
+	default:
+		return false
+	}
+}
+
 func (b *broker) kill() {
 	if b.proc == nil {
 		return
