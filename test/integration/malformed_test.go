@@ -273,16 +273,22 @@ func TestStalledRequest(t *testing.T) {
 		"STREAMBUS_SOCKET_REQUEST_READ_TIMEOUT_MS=1000",
 		"STREAMBUS_CONNECTIONS_MAX_IDLE_MS=600000",
 	}})
+	stall := append(binary.BigEndian.AppendUint32(nil, 100), header(18, 0, 1)...) // 10 of 100 bytes
 	for _, c := range []struct {
-		name string
-		data []byte
+		name  string
+		first bool // complete one request before stalling
 	}{
-		{"10 of 100 promised bytes", append(binary.BigEndian.AppendUint32(nil, 100), header(18, 0, 1)...)},
-		{"2 bytes of the size", []byte{0, 0}},
+		{"10 of 100 promised bytes", false},
+		{"10 of 100 bytes after a complete request", true},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			rc := dialRaw(t, b)
-			rc.mustWrite(c.data)
+			if c.first {
+				req := kmsg.NewPtrApiVersionsRequest()
+				req.Version = 0
+				rc.roundTrip(req)
+			}
+			rc.mustWrite(stall)
 			start := time.Now()
 			// Other clients are served while this one stalls.
 			assertServing(t, b)
