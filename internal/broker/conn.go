@@ -20,6 +20,9 @@ import (
 // reader stops reading (backpressure on pipelining clients).
 const maxInFlight = 64
 
+// maxKeptFrame is the largest request buffer a connection keeps for reuse.
+const maxKeptFrame = 8 << 20
+
 // conn is one client connection. Its reader goroutine decodes requests and
 // runs each handler's synchronous part in arrival order (so that appends
 // from one connection keep their order, which idempotent producers rely
@@ -109,6 +112,10 @@ func (c *conn) serve() {
 func (c *conn) readLoop() {
 	br := bufio.NewReaderSize(c.nc, 64<<10)
 	cfg := &c.b.cfg
+	// The frame buffer is reused: handlers finish with the request's bytes
+	// before dispatch returns (appends copy records into the log; kmsg copies
+	// strings), so only the next frame may overwrite them.
+	var buf []byte
 	for {
 		select {
 		case <-c.stopped:
@@ -127,7 +134,10 @@ func (c *conn) readLoop() {
 			return
 		}
 		c.nc.SetReadDeadline(time.Now().Add(cfg.RequestReadTimeout))
-		frame := make([]byte, size)
+		if cap(buf) < int(size) {
+			buf = make([]byte, size)
+		}
+		frame := buf[:size]
 		if _, err := io.ReadFull(br, frame); err != nil {
 			c.logReadErr(err)
 			return
@@ -138,6 +148,9 @@ func (c *conn) readLoop() {
 		p := c.handleFrame(frame)
 		if p == nil {
 			return
+		}
+		if cap(buf) > maxKeptFrame {
+			buf = nil // do not pin a rare huge request's memory
 		}
 		select {
 		case c.queue <- p:
