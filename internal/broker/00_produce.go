@@ -106,10 +106,8 @@ func (b *Broker) appendRecords(p *partition, mp *metadata.Partition, records []b
 			// Transactions need the transaction coordinator (a later issue).
 			return storage.AppendResult{}, kerr.InvalidRecord
 		}
-		if cfg.Log.Compact {
-			if err := requireKeys(batch, b.cfg.MaxDecompressedBytes); err != nil {
-				return storage.AppendResult{}, err
-			}
+		if err := validateRecords(batch, h, cfg.Log.Compact, b.cfg.MaxDecompressedBytes); err != nil {
+			return storage.AppendResult{}, err
 		}
 	}
 	if cfg.CompressionType != "producer" {
@@ -120,15 +118,28 @@ func (b *Broker) appendRecords(p *partition, mp *metadata.Partition, records []b
 	return p.log.Append(records, storage.AppendInput{LeaderEpoch: mp.LeaderEpoch, NowMs: now})
 }
 
-// requireKeys rejects a batch with a null key: a compacted topic cannot
-// keep a record it cannot compact (Kafka's INVALID_RECORD).
-func requireKeys(batch []byte, maxDecompressed int) error {
-	return recordbatch.ForEachRecord(batch, maxDecompressed, func(r *recordbatch.Record) error {
-		if r.Key == nil {
+// validateRecords decodes every record of a batch (decompressing within
+// the bound), as Kafka's LogValidator does, so that a batch whose CRC is
+// right but whose records are not is refused rather than stored and served:
+// the records must fill the batch exactly, with offset deltas 0, 1, 2, …
+// matching the header. A compacted topic also refuses null keys: it cannot
+// keep a record it cannot compact (INVALID_RECORD).
+func validateRecords(batch []byte, h recordbatch.Header, needKeys bool, maxDecompressed int) error {
+	var i int32
+	err := recordbatch.ForEachRecord(batch, maxDecompressed, func(r *recordbatch.Record) error {
+		if r.OffsetDelta != i {
 			return kerr.InvalidRecord
 		}
+		if needKeys && r.Key == nil {
+			return kerr.InvalidRecord
+		}
+		i++
 		return nil
 	})
+	if err == nil && (i == 0 || i-1 != h.LastOffsetDelta) {
+		return kerr.InvalidRecord
+	}
+	return err
 }
 
 // recompress rewrites batches whose codec differs from the topic's

@@ -9,9 +9,12 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/streambus/streambus/internal/metadata"
+	"github.com/streambus/streambus/internal/recordbatch"
 	"github.com/streambus/streambus/internal/storage"
 	"github.com/streambus/streambus/internal/topicconfig"
 )
@@ -120,5 +123,60 @@ func TestProduceConsumeKgo(t *testing.T) {
 	}
 	if got != n {
 		t.Fatalf("consumed %d of %d", got, n)
+	}
+}
+
+func TestProduceRejectsBadRecords(t *testing.T) {
+	tb := startBroker(t, t.TempDir(), nil)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(tb.addr))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	adm := kadm.NewClient(cl)
+	if _, err := adm.CreateTopic(ctx, 1, 1, map[string]*string{"cleanup.policy": kmsg.StringPtr("compact")}, "compacted"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := adm.CreateTopic(ctx, 1, 1, nil, "plain"); err != nil {
+		t.Fatal(err)
+	}
+	h := recordbatch.Header{ProducerID: -1, ProducerEpoch: -1, BaseSequence: -1, Magic: 2}
+	build := func(recs ...recordbatch.Record) []byte {
+		b, err := recordbatch.Build(h, recs, recordbatch.CodecNone)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	cases := []struct {
+		name  string
+		topic string
+		batch []byte
+		want  int16
+	}{
+		{"offset delta gap", "plain", build(recordbatch.Record{OffsetDelta: 0, Value: []byte("a")}, recordbatch.Record{OffsetDelta: 2, Value: []byte("b")}), kerr.InvalidRecord.Code},
+		{"null key on compacted topic", "compacted", build(recordbatch.Record{Value: []byte("a")}), kerr.InvalidRecord.Code},
+		{"keyed record on compacted topic", "compacted", build(recordbatch.Record{Key: []byte("k"), Value: []byte("a")}), 0},
+		{"empty batch", "plain", build(), kerr.InvalidRecord.Code},
+	}
+	for _, c := range cases {
+		req := kmsg.NewPtrProduceRequest()
+		req.Acks = -1
+		req.TimeoutMillis = 5000
+		rt := kmsg.NewProduceRequestTopic()
+		rt.Topic = c.topic
+		rp := kmsg.NewProduceRequestTopicPartition()
+		rp.Records = c.batch
+		rt.Partitions = append(rt.Partitions, rp)
+		req.Topics = append(req.Topics, rt)
+		resp, err := req.RequestWith(ctx, cl)
+		if err != nil {
+			t.Fatalf("%s: %v", c.name, err)
+		}
+		if got := resp.Topics[0].Partitions[0].ErrorCode; got != c.want {
+			t.Errorf("%s: error code %d, want %d", c.name, got, c.want)
+		}
 	}
 }
