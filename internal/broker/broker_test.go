@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"path/filepath"
+	"sync"
 	"testing"
 	"time"
 
@@ -25,6 +26,7 @@ type testBroker struct {
 	b    *Broker
 	logs *storage.Manager
 	meta *metadata.Local
+	stop func() // shuts down and closes everything; idempotent
 }
 
 func startBroker(t *testing.T, dir string, mutate func(*Config)) *testBroker {
@@ -56,18 +58,24 @@ func startBroker(t *testing.T, dir string, mutate func(*Config)) *testBroker {
 	done := make(chan error, 1)
 	go func() { done <- b.Serve(ln) }()
 	tb := &testBroker{addr: ln.Addr().String(), b: b, logs: logs, meta: meta}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		if err := b.Shutdown(ctx); err != nil {
-			t.Errorf("shutdown: %v", err)
-		}
-		if err := <-done; err != nil {
-			t.Errorf("serve: %v", err)
-		}
-		logs.Close()
-		meta.Close()
-	})
+	var once sync.Once
+	tb.stop = func() {
+		once.Do(func() {
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			if err := b.Shutdown(ctx); err != nil {
+				t.Errorf("shutdown: %v", err)
+			}
+			if err := <-done; err != nil {
+				t.Errorf("serve: %v", err)
+			}
+			if err := logs.Close(); err != nil {
+				t.Errorf("close logs: %v", err)
+			}
+			meta.Close()
+		})
+	}
+	t.Cleanup(tb.stop)
 	return tb
 }
 
@@ -178,5 +186,188 @@ func TestProduceRejectsBadRecords(t *testing.T) {
 		if got := resp.Topics[0].Partitions[0].ErrorCode; got != c.want {
 			t.Errorf("%s: error code %d, want %d", c.name, got, c.want)
 		}
+	}
+}
+
+// TestIdempotentProduceAcrossRestart drives the idempotence rules over the
+// wire with hand-built batches, across a clean restart of the broker.
+func TestIdempotentProduceAcrossRestart(t *testing.T) {
+	dir := t.TempDir()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+
+	produce := func(cl *kgo.Client, pid int64, epoch int16, seq int32, n int) (int16, int64) {
+		t.Helper()
+		h := recordbatch.Header{ProducerID: pid, ProducerEpoch: epoch, BaseSequence: seq, Magic: 2}
+		var recs []recordbatch.Record
+		for i := 0; i < n; i++ {
+			recs = append(recs, recordbatch.Record{OffsetDelta: int32(i), Value: []byte(fmt.Sprint("r", int(seq)+i))})
+		}
+		batch, err := recordbatch.Build(h, recs, recordbatch.CodecNone)
+		if err != nil {
+			t.Fatal(err)
+		}
+		req := kmsg.NewPtrProduceRequest()
+		req.Acks = -1
+		req.TimeoutMillis = 5000
+		rt := kmsg.NewProduceRequestTopic()
+		rt.Topic = "idem"
+		rp := kmsg.NewProduceRequestTopicPartition()
+		rp.Records = batch
+		rt.Partitions = append(rt.Partitions, rp)
+		req.Topics = append(req.Topics, rt)
+		resp, err := req.RequestWith(ctx, cl)
+		if err != nil {
+			t.Fatal(err)
+		}
+		p := resp.Topics[0].Partitions[0]
+		return p.ErrorCode, p.BaseOffset
+	}
+	initPID := func(cl *kgo.Client) int64 {
+		t.Helper()
+		resp, err := kmsg.NewPtrInitProducerIDRequest().RequestWith(ctx, cl)
+		if err != nil || resp.ErrorCode != 0 {
+			t.Fatalf("InitProducerID: %v %d", err, resp.ErrorCode)
+		}
+		return resp.ProducerID
+	}
+	expect := func(what string, gotCode int16, gotOff int64, wantCode int16, wantOff int64) {
+		t.Helper()
+		if gotCode != wantCode || (wantCode == 0 && gotOff != wantOff) {
+			t.Fatalf("%s: code %d offset %d, want code %d offset %d", what, gotCode, gotOff, wantCode, wantOff)
+		}
+	}
+
+	var pid int64
+	func() {
+		tb := startBroker(t, dir, nil)
+		cl, err := kgo.NewClient(kgo.SeedBrokers(tb.addr))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer cl.Close()
+		if _, err := kadm.NewClient(cl).CreateTopic(ctx, 1, 1, nil, "idem"); err != nil {
+			t.Fatal(err)
+		}
+		pid = initPID(cl)
+		c, off := produce(cl, pid, 0, 0, 3)
+		expect("first batch", c, off, 0, 0)
+		c, off = produce(cl, pid, 0, 0, 3)
+		expect("retried duplicate", c, off, 0, 0)
+		c, off = produce(cl, pid, 0, 5, 1)
+		expect("sequence gap", c, off, kerr.OutOfOrderSequenceNumber.Code, -1)
+		c, off = produce(cl, pid, 0, 3, 2)
+		expect("next batch", c, off, 0, 3)
+		cl.Close()
+		tb.stop()
+	}()
+	tb := startBroker(t, dir, nil)
+	cl, err := kgo.NewClient(kgo.SeedBrokers(tb.addr))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	c, off := produce(cl, pid, 0, 3, 2)
+	expect("duplicate after restart", c, off, 0, 3)
+	c, off = produce(cl, pid, 0, 5, 1)
+	expect("continuation after restart", c, off, 0, 5)
+	if next := initPID(cl); next <= pid {
+		t.Fatalf("producer ID %d after restart, not above %d", next, pid)
+	}
+}
+
+func TestIncrementalFetchSessions(t *testing.T) {
+	tb := startBroker(t, t.TempDir(), nil)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(tb.addr), kgo.DefaultProduceTopic("s"), kgo.RecordPartitioner(kgo.ManualPartitioner()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	created, err := kadm.NewClient(cl).CreateTopic(ctx, 2, 1, nil, "s")
+	if err != nil {
+		t.Fatal(err)
+	}
+	produce := func(p int32) {
+		if err := cl.ProduceSync(ctx, &kgo.Record{Partition: p, Value: []byte("x")}).FirstErr(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	produce(0)
+	produce(1)
+
+	fetch := func(id, epoch int32, parts []int32, forget []int32) *kmsg.FetchResponse {
+		t.Helper()
+		req := kmsg.NewPtrFetchRequest() // kgo sends it at v16: topics by ID
+		req.MaxWaitMillis, req.MinBytes, req.MaxBytes = 50, 1, 1<<20
+		req.SessionID, req.SessionEpoch = id, epoch
+		if len(parts) > 0 {
+			rt := kmsg.NewFetchRequestTopic()
+			rt.Topic, rt.TopicID = "s", created.ID
+			for _, p := range parts {
+				rp := kmsg.NewFetchRequestTopicPartition()
+				rp.Partition, rp.FetchOffset, rp.PartitionMaxBytes = p, 1, 1<<20
+				if epoch == 0 {
+					rp.FetchOffset = 0
+				}
+				rt.Partitions = append(rt.Partitions, rp)
+			}
+			req.Topics = append(req.Topics, rt)
+		}
+		if len(forget) > 0 {
+			req.ForgottenTopics = []kmsg.FetchRequestForgottenTopic{{Topic: "s", TopicID: created.ID, Partitions: forget}}
+		}
+		resp, err := req.RequestWith(ctx, cl)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return resp
+	}
+	partsOf := func(r *kmsg.FetchResponse) map[int32]int {
+		out := map[int32]int{}
+		for _, tp := range r.Topics {
+			for _, p := range tp.Partitions {
+				out[p.Partition] = len(p.RecordBatches)
+			}
+		}
+		return out
+	}
+
+	full := fetch(0, 0, []int32{0, 1}, nil)
+	if full.ErrorCode != 0 || full.SessionID == 0 || len(partsOf(full)) != 2 {
+		t.Fatalf("session start: err %d id %d parts %v", full.ErrorCode, full.SessionID, partsOf(full))
+	}
+	id := full.SessionID
+	// Ask from offset 1 on both (the next records): nothing new yet, and
+	// the high watermarks did not move, so the answer lists nothing.
+	r := fetch(id, 1, []int32{0, 1}, nil)
+	if r.ErrorCode != 0 || len(partsOf(r)) != 0 {
+		t.Fatalf("quiet incremental fetch: err %d parts %v", r.ErrorCode, partsOf(r))
+	}
+	produce(1)
+	r = fetch(id, 2, nil, nil)
+	if got := partsOf(r); r.ErrorCode != 0 || len(got) != 1 || got[1] == 0 {
+		t.Fatalf("incremental fetch after produce to 1: err %d parts %v", r.ErrorCode, got)
+	}
+	if r = fetch(id, 7, nil, nil); r.ErrorCode != kerr.InvalidFetchSessionEpoch.Code {
+		t.Fatalf("wrong epoch: err %d", r.ErrorCode)
+	}
+	if r = fetch(id+1000, 1, nil, nil); r.ErrorCode != kerr.FetchSessionIDNotFound.Code {
+		t.Fatalf("unknown session: err %d", r.ErrorCode)
+	}
+	// Forget partition 1: a new record there no longer shows up.
+	r = fetch(id, 3, nil, []int32{1})
+	if r.ErrorCode != 0 {
+		t.Fatalf("forget: err %d", r.ErrorCode)
+	}
+	produce(1)
+	if r = fetch(id, 4, nil, nil); len(partsOf(r)) != 0 {
+		t.Fatalf("forgotten partition still fetched: %v", partsOf(r))
+	}
+	// Closing the session (epoch -1) makes the ID unknown.
+	fetch(id, -1, []int32{0}, nil)
+	if r = fetch(id, 5, nil, nil); r.ErrorCode != kerr.FetchSessionIDNotFound.Code {
+		t.Fatalf("closed session: err %d", r.ErrorCode)
 	}
 }

@@ -78,7 +78,7 @@ func (s *fetchSessions) create() *fetchSession {
 		}
 	}
 	s.next = id + 1
-	fs := &fetchSession{id: id, epoch: 1, parts: make(map[sessionKey]*sessionPart), inUse: true}
+	fs := &fetchSession{id: id, epoch: 0, parts: make(map[sessionKey]*sessionPart), inUse: true}
 	fs.elem = s.lru.PushFront(fs)
 	s.byID[id] = fs
 	return fs
