@@ -2,6 +2,7 @@ package storage
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math/rand"
 	"testing"
@@ -151,4 +152,56 @@ func TestCompactionCrashDuringSwap(t *testing.T) {
 			e.close()
 		})
 	}
+}
+
+func TestCompactionKeepsProducersLastBatch(t *testing.T) {
+	e := newEnv(t, true)
+	l := e.log(compactCfg())
+	key := func(int) []byte { return []byte("k") }
+	// Producer 9's only batch is superseded by plain writes of the same key.
+	e.append(l, mkBatch(t, batchSpec{n: 1, pid: 9, epoch: 0, seq: 1, key: key, ts: e.clock.ms}))
+	for i := 0; i < 30; i++ {
+		e.append(l, mkBatch(t, batchSpec{n: 1, pid: -1, key: key, ts: e.clock.ms, valSize: 50}))
+	}
+	l.Sync(l.LogEndOffset())
+	if n, err := l.Compact(context.Background()); err != nil || n == 0 {
+		t.Fatalf("compact: %d %v", n, err)
+	}
+	bs := readAll(t, l, l.LogEndOffset())
+	h, _ := recordbatch.ParseHeader(bs[0])
+	if h.ProducerID != 9 || h.NumRecords != 0 || h.BaseOffset != 0 || h.LastOffsetDelta != 0 {
+		t.Fatalf("producer's last batch not kept empty: %+v", h)
+	}
+	for _, b := range bs[1:] {
+		if h, _ := recordbatch.ParseHeader(b); h.NumRecords == 0 {
+			t.Fatalf("empty non-producer batch at %d kept", h.BaseOffset)
+		}
+	}
+	// The producer's sequence survives a restart that replays the log.
+	e.close()
+	e.open()
+	l = e.m.Get(testID)
+	if _, err := l.Append(mkBatch(t, batchSpec{n: 1, pid: 9, epoch: 0, seq: 5}), AppendInput{}); !errors.Is(err, ErrOutOfOrderSequence) {
+		t.Fatalf("sequence gap after compaction: %v", err)
+	}
+	e.close()
+}
+
+func TestCompactionMinLag(t *testing.T) {
+	e := newEnv(t, true)
+	cfg := compactCfg()
+	cfg.MinCompactionLagMs = 60_000
+	l := e.log(cfg)
+	for i := 0; i < 30; i++ {
+		e.append(l, mkBatch(t, batchSpec{n: 1, pid: -1, key: func(int) []byte { return []byte("k") }, ts: e.clock.ms, valSize: 50}))
+	}
+	l.Sync(l.LogEndOffset())
+	if n, _ := l.Compact(context.Background()); n != 0 {
+		t.Fatalf("compacted %d segments younger than min.compaction.lag.ms", n)
+	}
+	e.clock.ms += 60_001
+	if n, _ := l.Compact(context.Background()); n == 0 {
+		t.Fatal("nothing compacted after the lag")
+	}
+	e.close()
 }

@@ -588,10 +588,16 @@ func (l *Log) Read(offset int64, maxBytes int, upTo int64) (Slice, error) {
 		return Slice{}, nil
 	}
 	i := max(sort.Search(len(l.segs), func(i int) bool { return l.segs[i].base > offset })-1, 0)
+	// Segment i, then later ones only while they may still fit maxBytes:
+	// a read references a bounded number of segments however long the log.
 	var views []segView
-	for j := i; j < len(l.segs) && l.segs[j].base < upTo; j++ {
+	after := int64(0)
+	for j := i; j < len(l.segs) && l.segs[j].base < upTo && (j == i || after < int64(maxBytes)); j++ {
 		l.segs[j].acquire()
 		views = append(views, segView{l.segs[j], l.segs[j].size})
+		if j > i {
+			after += l.segs[j].size
+		}
 	}
 	interval := l.intervalLocked()
 	l.mu.Unlock()

@@ -3,6 +3,7 @@ package storage
 import (
 	"errors"
 	"math/rand"
+	"strings"
 	"testing"
 
 	"github.com/streambus/streambus/internal/recordbatch"
@@ -430,4 +431,100 @@ func TestTruncate(t *testing.T) {
 		t.Fatalf("reopen after truncate 0: end %d", l.LogEndOffset())
 	}
 	e.close()
+}
+
+func TestSegmentMsRoll(t *testing.T) {
+	e := newEnv(t, true)
+	cfg := envCfg
+	cfg.SegmentMs = 1000
+	l := e.log(cfg)
+	e.append(l, plain(t, 1, 1))
+	e.append(l, plain(t, 1, 1))
+	if len(l.segs) != 1 {
+		t.Fatalf("%d segments before segment.ms", len(l.segs))
+	}
+	e.clock.ms += 1000
+	e.append(l, plain(t, 1, 1))
+	if len(l.segs) != 2 || l.segs[1].base != 2 {
+		t.Fatalf("no roll after segment.ms: %d segments", len(l.segs))
+	}
+	// An idle partition is rolled by the background retention pass.
+	e.clock.ms += 1000
+	e.m.RunRetention()
+	if len(l.segs) != 3 || l.segs[2].size != 0 {
+		t.Fatalf("idle segment not rolled: %d segments", len(l.segs))
+	}
+	e.close()
+}
+
+func TestIntervalModeHighWatermark(t *testing.T) {
+	e := newEnv(t, false)
+	l := e.log(envCfg)
+	ch := l.Changed()
+	e.append(l, plain(t, 3, 1))
+	select {
+	case <-ch:
+	default:
+		t.Fatal("Changed not closed by an append in interval mode")
+	}
+	if l.HighWatermark() != 3 {
+		t.Fatalf("hw %d, want the log end", l.HighWatermark())
+	}
+	e.m.FlushAll()
+	if err := l.Sync(3); err != nil {
+		t.Fatal(err)
+	}
+	e.close()
+}
+
+func TestFlushOnAckHighWatermarkIsDurable(t *testing.T) {
+	e := newEnv(t, true)
+	l := e.log(envCfg)
+	block := make(chan struct{})
+	e.fs.SetInjector(func(op vfs.Op, name string) error {
+		if op == vfs.OpSync && strings.HasSuffix(name, logSuffix) {
+			<-block // hold the flusher inside the segment fsync
+		}
+		return nil
+	})
+	e.append(l, plain(t, 3, 1))
+	if hw := l.HighWatermark(); hw != 0 {
+		t.Fatalf("hw %d before any fsync completed", hw)
+	}
+	if sl, err := l.Read(0, 1<<20, l.HighWatermark()); err != nil || sl.Size != 0 {
+		t.Fatalf("read below hw: %v %d", err, sl.Size)
+	}
+	ch := l.Changed()
+	close(block)
+	if err := l.Sync(3); err != nil {
+		t.Fatal(err)
+	}
+	<-ch
+	if l.HighWatermark() != 3 {
+		t.Fatalf("hw %d after sync", l.HighWatermark())
+	}
+	e.fs.SetInjector(nil)
+	e.close()
+}
+
+func TestFsyncErrorFailsLog(t *testing.T) {
+	e := newEnv(t, true)
+	l := e.log(envCfg)
+	e.fs.SetInjector(func(op vfs.Op, name string) error {
+		if op == vfs.OpSync && strings.HasSuffix(name, logSuffix) {
+			return vfs.ErrInjected
+		}
+		return nil
+	})
+	e.append(l, plain(t, 1, 1))
+	if err := l.Sync(1); !errors.Is(err, vfs.ErrInjected) {
+		t.Fatalf("sync: %v", err)
+	}
+	if _, err := l.Append(plain(t, 1, 1), AppendInput{}); !errors.Is(err, vfs.ErrInjected) {
+		t.Fatalf("append after fsync failure: %v", err)
+	}
+	e.fs.SetInjector(nil)
+	if err := e.m.Close(); err == nil {
+		t.Fatal("close of a failed log reported success")
+	}
 }
