@@ -40,6 +40,8 @@ import (
 // returns the number of segments rewritten. It holds the log lock only to
 // pick segments and to swap each rewritten one in.
 func (l *Log) Compact(ctx context.Context) (int, error) {
+	l.cleanMu.Lock()
+	defer l.cleanMu.Unlock()
 	l.mu.Lock()
 	if l.closed {
 		l.mu.Unlock()

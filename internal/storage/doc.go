@@ -111,6 +111,46 @@
 // The recovery point is checkpointed after the flush that follows each
 // roll, at open and at Close, and lowered by Truncate.
 //
+// # Idempotent producers
+//
+// Each log owns a producerstate.Table, used under the log lock: Append
+// checks the batch (a remembered retry returns Duplicate with its
+// original offsets and writes nothing), writes, then updates the table.
+// An append carrying a producer ID must hold exactly one batch (Kafka's
+// rule for Produce v3+; ErrInvalidRecord otherwise). The table is
+// snapshotted as <next offset>.snapshot at each roll and at Close; open
+// loads the newest snapshot at or below the recovered end and replays the
+// batch headers after it. Truncate reloads it the same way. Idle
+// producers expire in the retention pass (ProducerIDExpiration).
+//
+// # Retention
+//
+// With cleanup.policy containing delete, the retention pass (Run, every
+// RetentionCheckInterval) deletes, oldest first, closed segments whose
+// largest batch timestamp is older than retention.ms (the file time when
+// no batch has one), and then closed segments while the log stays above
+// retention.bytes, as Kafka does. If every segment has expired, a
+// non-empty active segment is rolled first so that it can go too; an empty
+// active segment always stays. The log start offset moves to the first
+// remaining segment. DeleteRecordsBefore checkpoints the new log start
+// offset before deleting whole segments below it. The same pass rolls an
+// idle active segment older than segment.ms.
+//
+// # Compaction
+//
+// See cleaner.go. A pass rewrites closed, durable segments one for one
+// (offsets and batch boundaries preserved, no merging) and swaps each in
+// with the crash-safe .cleaned → .swap → .log protocol.
+//
+// # Known limits
+//
+// Truncate cuts the active segment file in place: a Slice still held over
+// the removed tail then reads short. Truncation is for replication, whose
+// follower path does not serve reads of the removed range. OffsetForTimestamp
+// and MaxTimestamp only consider batches below the high watermark, as
+// Kafka's ListOffsets does. Transactions (aborted data, markers) get no
+// special treatment from the cleaner yet.
+//
 // # Concurrency
 //
 // Log.mu serialises appends and structural changes. Readers take it only

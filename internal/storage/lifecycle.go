@@ -108,7 +108,11 @@ func (l *Log) closeForDelete() {
 func (l *Log) applyRetention(now time.Time) (int, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if l.closed || l.failed != nil || !l.cfg.Delete {
+	if l.closed || l.failed != nil {
+		return 0, nil
+	}
+	l.producers.Expire(now.UnixMilli(), l.opts.ProducerIDExpiration.Milliseconds())
+	if !l.cfg.Delete {
 		return 0, nil
 	}
 	nowMs := now.UnixMilli()

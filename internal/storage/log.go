@@ -48,6 +48,9 @@ type Log struct {
 	// which must lower the checkpoint. Lock order: cpMu, then mu, then a
 	// segment's idxMu.
 	cpMu sync.Mutex
+	// cleanMu serialises compaction passes of this log (they share the
+	// .cleaned file names). Taken before cpMu and mu.
+	cleanMu sync.Mutex
 
 	mu        sync.Mutex
 	cfg       LogConfig

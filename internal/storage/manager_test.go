@@ -329,3 +329,34 @@ func TestOptionsValidate(t *testing.T) {
 		t.Fatalf("defaults %+v", o)
 	}
 }
+
+func TestRunStopsWithContext(t *testing.T) {
+	e := newEnv(t, false)
+	e.m.opts.FlushInterval = time.Millisecond
+	e.m.opts.RetentionCheckInterval = time.Millisecond
+	e.m.opts.CompactionInterval = time.Millisecond
+	l := e.log(compactCfg())
+	e.append(l, plain(t, 1, 1))
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { e.m.Run(ctx); close(done) }()
+	if err := l.Sync(1); err != nil { // served by the flusher, woken by Run or Sync
+		t.Fatal(err)
+	}
+	cancel()
+	<-done
+	e.close()
+}
+
+func TestProducerExpiry(t *testing.T) {
+	e := newEnv(t, true)
+	l := e.log(envCfg)
+	e.append(l, mkBatch(t, batchSpec{n: 1, pid: 4, epoch: 0, seq: 0}))
+	e.clock.ms += (25 * time.Hour).Milliseconds()
+	e.m.RunRetention()
+	// Forgotten: any sequence is accepted again (KIP-360 behaviour of an unknown producer).
+	if _, err := l.Append(mkBatch(t, batchSpec{n: 1, pid: 4, epoch: 0, seq: 7}), AppendInput{NowMs: e.clock.ms}); err != nil {
+		t.Fatalf("expired producer: %v", err)
+	}
+	e.close()
+}

@@ -53,6 +53,10 @@ type ManagerOptions struct {
 	// for one log pass (log.cleaner.dedupe.buffer.size); a pass cleans as
 	// many segments as fit. Default 128 MiB.
 	CleanerMapBytes int64
+	// ProducerIDExpiration is producer.id.expiration.ms: idempotent
+	// producers idle this long are forgotten by the retention pass.
+	// Default 24h.
+	ProducerIDExpiration time.Duration
 }
 
 // EnsureDefaults fills zero fields with their defaults.
@@ -81,6 +85,9 @@ func (o *ManagerOptions) EnsureDefaults() {
 	if o.CompactionInterval == 0 {
 		o.CompactionInterval = 15 * time.Second
 	}
+	if o.ProducerIDExpiration == 0 {
+		o.ProducerIDExpiration = 24 * time.Hour
+	}
 	if o.CleanerMapBytes == 0 {
 		o.CleanerMapBytes = 128 << 20
 	}
@@ -95,7 +102,7 @@ func (o *ManagerOptions) Validate() error {
 	if o.FlushInterval < 0 || o.RetentionCheckInterval < 0 || o.CompactionInterval < 0 {
 		errs = append(errs, errors.New("storage: intervals must not be negative"))
 	}
-	if o.MaxDecompressedBytes < 0 || o.RecoveryParallelism < 0 || o.CleanerMapBytes < 0 {
+	if o.MaxDecompressedBytes < 0 || o.RecoveryParallelism < 0 || o.CleanerMapBytes < 0 || o.ProducerIDExpiration < 0 {
 		errs = append(errs, errors.New("storage: sizes must not be negative"))
 	}
 	return errors.Join(errs...)
