@@ -49,4 +49,29 @@ type Config struct {
 	TopicDefaults map[string]string
 
 	ShutdownTimeout time.Duration // shutdown.timeout.ms, default 10000
+
+	Groups GroupConfig // consumer groups and __consumer_offsets
+}
+
+// GroupConfig configures the group coordinator, with Kafka's names.
+type GroupConfig struct {
+	// OffsetsTopicPartitions is offsets.topic.num.partitions: partitions of
+	// __consumer_offsets, each with its own coordinator goroutine. Kafka's
+	// default is 50; StreamBus defaults to 8, which suits small machines
+	// (each partition costs a directory, open files and a goroutine) and
+	// still spreads groups over both cores of a laptop. Fixed once the topic
+	// exists.
+	OffsetsTopicPartitions int32
+	// OffsetsTopicReplicationFactor is offsets.topic.replication.factor,
+	// default 1 on a single node.
+	OffsetsTopicReplicationFactor int16
+	MinSessionTimeout             time.Duration // group.min.session.timeout.ms, default 6000
+	MaxSessionTimeout             time.Duration // group.max.session.timeout.ms, default 1800000
+	InitialRebalanceDelay         time.Duration // group.initial.rebalance.delay.ms, default 3000
+	MaxSize                       int32         // group.max.size, default 2147483647
+	OffsetsRetention              time.Duration // offsets.retention.minutes, default 10080 (7 days)
+	OffsetMetadataMaxBytes        int32         // offset.metadata.max.bytes, default 4096
+	ConsumerSessionTimeout        time.Duration // group.consumer.session.timeout.ms, default 45000 (KIP-848)
+	ConsumerHeartbeatInterval     time.Duration // group.consumer.heartbeat.interval.ms, default 5000 (KIP-848)
+	ConsumerAssignors             []string      // group.consumer.assignors, default uniform,range (the first is the default)
 }

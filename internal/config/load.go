@@ -5,6 +5,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"slices"
 	"strings"
@@ -41,6 +42,19 @@ func Default() Config {
 		LogRetentionCheckInterval: 300000 * time.Millisecond,
 		TopicDefaults:             map[string]string{},
 		ShutdownTimeout:           10000 * time.Millisecond,
+		Groups: GroupConfig{
+			OffsetsTopicPartitions:        8,
+			OffsetsTopicReplicationFactor: 1,
+			MinSessionTimeout:             6000 * time.Millisecond,
+			MaxSessionTimeout:             1800000 * time.Millisecond,
+			InitialRebalanceDelay:         3000 * time.Millisecond,
+			MaxSize:                       math.MaxInt32,
+			OffsetsRetention:              10080 * time.Minute,
+			OffsetMetadataMaxBytes:        4096,
+			ConsumerSessionTimeout:        45000 * time.Millisecond,
+			ConsumerHeartbeatInterval:     5000 * time.Millisecond,
+			ConsumerAssignors:             []string{"uniform", "range"},
+		},
 	}
 }
 

@@ -286,6 +286,59 @@ func buildSettings() []setting {
 			1, func(c *Config) *time.Duration { return &c.LogRetentionCheckInterval }),
 		msSetting("shutdown.timeout.ms", "How long a graceful shutdown waits before closing connections.",
 			1, func(c *Config) *time.Duration { return &c.ShutdownTimeout }),
+		intSetting("offsets.topic.num.partitions", "", "Partitions of __consumer_offsets (fixed once the topic exists); each has its own group coordinator.",
+			1, 1000, func(c *Config) *int32 { return &c.Groups.OffsetsTopicPartitions }),
+		intSetting("offsets.topic.replication.factor", "", "Replication factor of __consumer_offsets.",
+			1, math.MaxInt16, func(c *Config) *int16 { return &c.Groups.OffsetsTopicReplicationFactor }),
+		msSetting("group.min.session.timeout.ms", "Smallest session timeout a classic group member may ask for.",
+			1, func(c *Config) *time.Duration { return &c.Groups.MinSessionTimeout }),
+		msSetting("group.max.session.timeout.ms", "Largest session timeout a classic group member may ask for.",
+			1, func(c *Config) *time.Duration { return &c.Groups.MaxSessionTimeout }),
+		msSetting("group.initial.rebalance.delay.ms", "How long the first rebalance of an empty classic group waits for more members.",
+			0, func(c *Config) *time.Duration { return &c.Groups.InitialRebalanceDelay }),
+		intSetting("group.max.size", "", "Most members a group may have.",
+			1, math.MaxInt32, func(c *Config) *int32 { return &c.Groups.MaxSize }),
+		{
+			key: "offsets.retention.minutes", arg: "N", typ: kmsg.ConfigTypeInt,
+			doc: "Committed offsets of a group that has been empty this long are deleted.",
+			set: func(c *Config, v string) error {
+				n, err := parseInt(v, 1, maxMs/60000)
+				if err != nil {
+					return err
+				}
+				c.Groups.OffsetsRetention = time.Duration(n) * time.Minute
+				return nil
+			},
+			get: func(c *Config) string { return strconv.FormatInt(int64(c.Groups.OffsetsRetention/time.Minute), 10) },
+			check: func(c *Config) error {
+				if c.Groups.OffsetsRetention < time.Minute {
+					return fmt.Errorf("%v is below one minute", c.Groups.OffsetsRetention)
+				}
+				return nil
+			},
+		},
+		intSetting("offset.metadata.max.bytes", "", "Largest metadata string of a committed offset.",
+			0, math.MaxInt32, func(c *Config) *int32 { return &c.Groups.OffsetMetadataMaxBytes }),
+		msSetting("group.consumer.session.timeout.ms", "Session timeout of KIP-848 consumer group members.",
+			1, func(c *Config) *time.Duration { return &c.Groups.ConsumerSessionTimeout }),
+		msSetting("group.consumer.heartbeat.interval.ms", "Heartbeat interval given to KIP-848 consumer group members.",
+			1, func(c *Config) *time.Duration { return &c.Groups.ConsumerHeartbeatInterval }),
+		{
+			key: "group.consumer.assignors", arg: "LIST", typ: kmsg.ConfigTypeList,
+			doc: "Server-side assignors for KIP-848 consumer groups, comma-separated (uniform, range); the first is the default.",
+			set: func(c *Config, v string) error {
+				var out []string
+				for _, a := range strings.Split(v, ",") {
+					if a = strings.TrimSpace(a); a != "" {
+						out = append(out, a)
+					}
+				}
+				c.Groups.ConsumerAssignors = out
+				return checkAssignors(out)
+			},
+			get:   func(c *Config) string { return strings.Join(c.Groups.ConsumerAssignors, ",") },
+			check: func(c *Config) error { return checkAssignors(c.Groups.ConsumerAssignors) },
+		},
 		unitSetting("log.retention.hours", "retention.ms", 3600000, -1),
 		unitSetting("log.retention.minutes", "retention.ms", 60000, -1),
 		unitSetting("log.roll.hours", "segment.ms", 3600000, 1),
@@ -316,4 +369,16 @@ func lookupSetting(key string) (*setting, bool) {
 		}
 	}
 	return nil, false
+}
+
+func checkAssignors(names []string) error {
+	if len(names) == 0 {
+		return fmt.Errorf("no assignor given")
+	}
+	for _, n := range names {
+		if n != "uniform" && n != "range" {
+			return fmt.Errorf("unknown assignor %q (uniform or range)", n)
+		}
+	}
+	return nil
 }
