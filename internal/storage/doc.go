@@ -27,8 +27,9 @@
 // decimal digits. Transient names: <name>.tmp (a checkpoint being
 // written: deleted at open), N.log.cleaned (compaction output being
 // written: deleted at open), N.log.swap (compaction output committed:
-// renamed over N.log at open, N.index/N.timeindex deleted and rebuilt),
-// N.*.deleted (removed segment files being unlinked: deleted at open).
+// renamed over N.log at open, N.index/N.timeindex deleted and rebuilt).
+// Segments removed by retention, DeleteRecords or truncation are unlinked
+// under the log lock; open handles (Slices) keep the data readable.
 //
 // # Segment file (N.log)
 //

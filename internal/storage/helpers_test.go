@@ -81,7 +81,12 @@ func newEnv(t testing.TB, flushOnAck bool) *env {
 	return e
 }
 
-var envCfg = func() LogConfig { c := DefaultLogConfig(); c.SegmentBytes = 1 << 20; c.IndexIntervalBytes = 256; return c }()
+var envCfg = func() LogConfig {
+	c := DefaultLogConfig()
+	c.SegmentBytes = 1 << 20
+	c.IndexIntervalBytes = 256
+	return c
+}()
 
 func (e *env) cfg() LogConfig { return envCfg }
 

@@ -52,25 +52,25 @@ type Log struct {
 	// .cleaned file names). Taken before cpMu and mu.
 	cleanMu sync.Mutex
 
-	mu        sync.Mutex
-	cfg       LogConfig
-	segs      []*segment // sorted by base; the last is the active segment
-	logStart  int64
-	logEnd    int64
-	size      int64
-	closed    bool
-	failed    error // an I/O error: the log accepts no more writes (Kafka takes the log dir offline)
-	producers *producerstate.Table
-	epochs    []epochEntry
-	unflushed []*segment // rolled segments not yet fsynced; each holds a reference
-	dirDirty  bool       // segment files were created or renamed since the last directory fsync
-	durable   int64      // every offset below is fsynced
-	changed   chan struct{}
-	truncGen  uint64 // bumped by Truncate so a concurrent flush does not advance durable past it
-	waiters   []syncWaiter
-	rp        recoveryPoint // the last recovery point checkpointed
-	cleanedTo    int64 // compaction: offsets below were cleaned by a pass
-	tombstoneDue int64 // compaction: when a kept tombstone becomes removable (ms), 0 if none
+	mu           sync.Mutex
+	cfg          LogConfig
+	segs         []*segment // sorted by base; the last is the active segment
+	logStart     int64
+	logEnd       int64
+	size         int64
+	closed       bool
+	failed       error // an I/O error: the log accepts no more writes (Kafka takes the log dir offline)
+	producers    *producerstate.Table
+	epochs       []epochEntry
+	unflushed    []*segment // rolled segments not yet fsynced; each holds a reference
+	dirDirty     bool       // segment files were created or renamed since the last directory fsync
+	durable      int64      // every offset below is fsynced
+	changed      chan struct{}
+	truncGen     uint64 // bumped by Truncate so a concurrent flush does not advance durable past it
+	waiters      []syncWaiter
+	rp           recoveryPoint // the last recovery point checkpointed
+	cleanedTo    int64         // compaction: offsets below were cleaned by a pass
+	tombstoneDue int64         // compaction: when a kept tombstone becomes removable (ms), 0 if none
 
 	kick        chan struct{} // wakes the flusher; capacity 1
 	stop        chan struct{}

@@ -137,9 +137,9 @@ func TestLogAppendTimeAndEpochs(t *testing.T) {
 		t.Fatalf("header %+v", h)
 	}
 	for _, c := range []struct {
-		req       int32
-		ep        int32
-		end       int64
+		req int32
+		ep  int32
+		end int64
 	}{{3, 3, 2}, {5, 5, 6}, {4, 3, 2}, {1, 1, 0}, {6, -1, -1}, {-1, -1, -1}} {
 		ep, end := l.EndOffsetForEpoch(c.req)
 		if ep != c.ep || end != c.end {
@@ -380,7 +380,7 @@ func TestOffsetForTimestampAndMax(t *testing.T) {
 	l.Sync(l.LogEndOffset())
 	for _, c := range []struct {
 		ts, off, got int64
-		ok          bool
+		ok           bool
 	}{{0, 0, 0, true}, {11, 4, 11, true}, {12, 5, 12, true}, {13, 6, 20, true}, {395, 0, 0, false}, {392, 119, 392, true}, {6, 3, 10, true}} {
 		off, got, ok := l.OffsetForTimestamp(c.ts)
 		if ok != c.ok || (ok && (off != c.off || got != c.got)) {

@@ -201,9 +201,8 @@ func (l *Log) DeleteRecordsBefore(offset int64) (int64, error) {
 
 // dropHeadLocked removes the first n segments (never the active one),
 // moving the log start offset to the first remaining segment if it was
-// below, and trims producer state and the epoch cache. Files are renamed
-// to .deleted under the lock and unlinked right after; readers holding the
-// segments keep their open handles.
+// below, and trims producer state and the epoch cache. Files are unlinked
+// under the lock; readers holding the segments keep their open handles.
 func (l *Log) dropHeadLocked(n int) error {
 	if n <= 0 {
 		return nil

@@ -115,7 +115,7 @@ func (l *Log) cleanLeftovers() error {
 		name := e.Name()
 		full := filepath.Join(l.dir, name)
 		switch {
-		case strings.HasSuffix(name, tmpSuffix), strings.HasSuffix(name, deletedSuffix), strings.HasSuffix(name, cleanedSuffix):
+		case strings.HasSuffix(name, tmpSuffix), strings.HasSuffix(name, cleanedSuffix):
 			if err := l.fs.Remove(full); err != nil {
 				return fmt.Errorf("storage: remove leftover %s: %w", name, err)
 			}

@@ -24,7 +24,6 @@ const (
 	snapshotSuffix  = ".snapshot"
 	cleanedSuffix   = ".cleaned" // compaction output being written
 	swapSuffix      = ".swap"    // compaction output committed, not yet renamed into place
-	deletedSuffix   = ".deleted" // segment files removed from the log, being unlinked
 	tmpSuffix       = ".tmp"     // checkpoint being written
 
 	offsetIndexEntrySize = 8  // relOffset u32, position u32

@@ -44,7 +44,9 @@ var ErrInjected = errors.New("vfs: injected error")
 // store its first N bytes and then fail: a torn write.
 type PartialWriteError struct{ N int }
 
-func (e *PartialWriteError) Error() string { return fmt.Sprintf("vfs: injected partial write of %d bytes", e.N) }
+func (e *PartialWriteError) Error() string {
+	return fmt.Sprintf("vfs: injected partial write of %d bytes", e.N)
+}
 
 // Unwrap makes errors.Is(err, ErrInjected) true.
 func (e *PartialWriteError) Unwrap() error { return ErrInjected }

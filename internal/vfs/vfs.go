@@ -77,14 +77,14 @@ func wrap(f *os.File, err error) (File, error) {
 func (osFS) OpenFile(name string, flag int, perm fs.FileMode) (File, error) {
 	return wrap(os.OpenFile(name, flag, perm))
 }
-func (osFS) Create(name string) (File, error)           { return wrap(os.Create(name)) }
-func (osFS) Open(name string) (File, error)             { return wrap(os.Open(name)) }
-func (osFS) Remove(name string) error                   { return os.Remove(name) }
-func (osFS) RemoveAll(name string) error                { return os.RemoveAll(name) }
-func (osFS) Rename(o, n string) error                   { return os.Rename(o, n) }
+func (osFS) Create(name string) (File, error)            { return wrap(os.Create(name)) }
+func (osFS) Open(name string) (File, error)              { return wrap(os.Open(name)) }
+func (osFS) Remove(name string) error                    { return os.Remove(name) }
+func (osFS) RemoveAll(name string) error                 { return os.RemoveAll(name) }
+func (osFS) Rename(o, n string) error                    { return os.Rename(o, n) }
 func (osFS) MkdirAll(dir string, perm fs.FileMode) error { return os.MkdirAll(dir, perm) }
-func (osFS) ReadDir(dir string) ([]fs.DirEntry, error)  { return os.ReadDir(dir) }
-func (osFS) Stat(name string) (fs.FileInfo, error)      { return os.Stat(name) }
+func (osFS) ReadDir(dir string) ([]fs.DirEntry, error)   { return os.ReadDir(dir) }
+func (osFS) Stat(name string) (fs.FileInfo, error)       { return os.Stat(name) }
 
 func (osFS) SyncDir(dir string) error {
 	d, err := os.Open(dir)
