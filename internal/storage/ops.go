@@ -356,7 +356,14 @@ func (l *Log) truncateToLocked(offset int64) error {
 	}
 	l.dirDirty = false
 	l.logEnd = cutOff
-	l.logStart = min(l.logStart, l.logEnd)
+	if l.logStart > l.logEnd {
+		// The batch holding the log start was cut: a stale checkpoint
+		// would hide the offsets appended next.
+		if err := writeCheckpoint(l.fs, filepath.Join(l.dir, logStartFile), ckKindLogStart, putInt64s(l.logEnd)); err != nil {
+			return err
+		}
+		l.logStart = l.logEnd
+	}
 	s.createdMs = l.opts.Now().UnixMilli()
 	return l.lowerRecoveryPointLocked(s)
 }

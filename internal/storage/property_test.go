@@ -35,9 +35,10 @@ func TestLogMatchesModel(t *testing.T) {
 				}
 			}
 		}
+		modelStart := int64(0) // the log end when the model is empty
 		endOf := func(n int) int64 {
 			if n == 0 {
-				return 0
+				return modelStart
 			}
 			h, _ := recordbatch.ParseHeader(model[n-1])
 			return h.LastOffset() + 1
@@ -79,11 +80,48 @@ func TestLogMatchesModel(t *testing.T) {
 				if err := l.Truncate(off); err != nil {
 					rt.Fatal(err)
 				}
+				if off <= l.LogStartOffset() || k == 0 {
+					// A full truncation restarts the log at off; cutting
+					// the first batch leaves the log end at its base.
+					modelStart = off
+					if k == 0 && off > l.LogStartOffset() {
+						modelStart = h.BaseOffset
+					}
+				}
+				if off <= l.LogStartOffset() {
+					modelStart = off
+				}
 				model = model[:k] // the batch holding off goes whole
 				synced = min(synced, len(model))
 				if l.LogEndOffset() != endOf(len(model)) {
 					rt.Fatalf("truncate to %d: end %d want %d", off, l.LogEndOffset(), endOf(len(model)))
 				}
+			},
+			"deleteRecords": func(rt *rapid.T) {
+				if err := l.Sync(l.LogEndOffset()); err != nil {
+					rt.Fatal(err)
+				}
+				synced = len(model)
+				k := rapid.IntRange(0, len(model)).Draw(rt, "deleteBefore")
+				off := endOf(k)
+				if k < len(model) {
+					h, _ := recordbatch.ParseHeader(model[k])
+					off = h.BaseOffset + int64(rapid.IntRange(0, int(h.LastOffsetDelta)).Draw(rt, "inside"))
+				}
+				start, err := l.DeleteRecordsBefore(off)
+				if err != nil {
+					rt.Fatal(err)
+				}
+				if want := max(off, l.LogStartOffset()); start != want {
+					rt.Fatalf("DeleteRecordsBefore(%d) = %d", off, start)
+				}
+				// Batches wholly below the new start are gone from reads;
+				// the batch holding it is still returned whole.
+				if k == len(model) {
+					modelStart = endOf(len(model))
+				}
+				model = model[k:]
+				synced = len(model)
 			},
 			"restart": func(rt *rapid.T) {
 				e.close()

@@ -80,7 +80,14 @@ func (l *Log) recover() error {
 	last = l.activeLocked()
 	last.createdMs = nowMs
 	l.logEnd = last.next
-	l.logStart = min(l.logStart, l.logEnd)
+	if l.logStart > l.logEnd {
+		// The crash took data the log start had moved into: restart the
+		// log start at the end, durably, so later appends are visible.
+		if err := writeCheckpoint(l.fs, filepath.Join(l.dir, logStartFile), ckKindLogStart, putInt64s(l.logEnd)); err != nil {
+			return err
+		}
+		l.logStart = l.logEnd
+	}
 	if err := l.loadProducerState(); err != nil {
 		return err
 	}
