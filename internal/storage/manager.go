@@ -169,10 +169,12 @@ func (m *Manager) Create(id PartitionID, cfg LogConfig) (*Log, error) {
 // <name>.<nanos>-delete, the log is closed (Slices still held stay
 // readable), and the directory is removed in the background.
 func (m *Manager) Delete(id PartitionID) error {
+	// Held throughout, so that a concurrent Create of the same partition
+	// cannot open the directory before it is renamed away.
 	m.mu.Lock()
+	defer m.mu.Unlock()
 	l := m.logs[id]
 	delete(m.logs, id)
-	m.mu.Unlock()
 	if l == nil {
 		return nil
 	}

@@ -360,3 +360,23 @@ func TestProducerExpiry(t *testing.T) {
 	}
 	e.close()
 }
+
+func TestDeleteThenRecreate(t *testing.T) {
+	e := newEnv(t, true)
+	l := e.log(envCfg)
+	e.append(l, plain(t, 5, 1))
+	if err := e.m.Delete(testID); err != nil {
+		t.Fatal(err)
+	}
+	l2 := e.log(envCfg)
+	if l2 == l || l2.LogEndOffset() != 0 {
+		t.Fatalf("recreated log not fresh: end %d", l2.LogEndOffset())
+	}
+	e.append(l2, plain(t, 1, 1))
+	e.close()
+	e.open()
+	if got := e.m.Get(testID).LogEndOffset(); got != 1 {
+		t.Fatalf("recreated log end %d after reopen", got)
+	}
+	e.close()
+}
