@@ -528,3 +528,44 @@ func TestFsyncErrorFailsLog(t *testing.T) {
 		t.Fatal("close of a failed log reported success")
 	}
 }
+
+func TestCrashDuringTruncate(t *testing.T) {
+	for _, target := range []int64{0, 31} { // full truncation, and a cut inside segment 1+
+		for step := 0; step < 12; step++ {
+			e := newEnv(t, true)
+			l := e.log(smallSegments())
+			var all [][]byte
+			for i := 0; i < 30; i++ {
+				b := plain(t, 2, 1)
+				e.append(l, b)
+				all = append(all, b)
+			}
+			l.Sync(60)
+			count := 0
+			e.fs.SetInjector(func(op vfs.Op, name string) error {
+				switch op {
+				case vfs.OpRemove, vfs.OpSyncDir, vfs.OpSync, vfs.OpTruncate, vfs.OpCreate, vfs.OpRename:
+					count++
+					if count == step+1 {
+						return vfs.ErrInjected
+					}
+				}
+				return nil
+			})
+			err := l.Truncate(target)
+			e.fs.SetInjector(nil)
+			e.crash(vfs.CrashOptions{Rand: rand.New(rand.NewSource(int64(step)))})
+			l = e.m.Get(testID)
+			got := readAll(t, l, l.LogEndOffset())
+			keep := int(target / 2)
+			if len(got) > len(all) || (len(got) < keep) {
+				t.Fatalf("target %d step %d (%v): %d batches survive", target, step, err, len(got))
+			}
+			if err == nil && len(got) != keep {
+				t.Fatalf("target %d: completed truncation left %d batches", target, len(got))
+			}
+			sameBatches(t, got, all[:len(got)])
+			e.close()
+		}
+	}
+}

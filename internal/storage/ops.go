@@ -329,14 +329,25 @@ func (l *Log) truncateToLocked(offset int64) error {
 			cutOff = min(cutOff, l.segs[i+1].base)
 		}
 	}
-	for _, later := range l.segs[i+1:] {
+	// Lower the recovery point first, so a crash part-way through leaves
+	// a log that recovery validates from the cut: the old tail or a
+	// prefix of it, never a hole.
+	if l.rp.Offset > cutOff || l.rp.SegmentBase > s.base {
+		if err := l.setRecoveryPointLocked(recoveryPoint{Offset: cutOff, SegmentBase: s.base, Position: cutPos}); err != nil {
+			return err
+		}
+	}
+	// Newest first: whatever survives a crash is a contiguous prefix.
+	for j := len(l.segs) - 1; j > i; j-- {
+		later := l.segs[j]
 		l.size -= later.size
+		l.segs = l.segs[:j]
 		if err := l.unlinkSegmentLocked(later); err != nil {
+			later.release()
 			return err
 		}
 		later.release()
 	}
-	l.segs = l.segs[:i+1]
 	if cutPos < s.size {
 		if err := s.f.Truncate(cutPos); err != nil {
 			return fmt.Errorf("storage: truncate segment %d: %w", s.base, err)
@@ -365,28 +376,38 @@ func (l *Log) truncateToLocked(offset int64) error {
 		l.logStart = l.logEnd
 	}
 	s.createdMs = l.opts.Now().UnixMilli()
-	return l.lowerRecoveryPointLocked(s)
+	return nil
 }
 
 // truncateFullyLocked deletes every segment and starts an empty log at
-// offset.
+// offset. Crash safety: the recovery point first drops to "nothing
+// known" (so recovery validates whatever survives, with its gap checks),
+// segments are unlinked newest first (a crash leaves a prefix), and only
+// then is the new segment created.
 func (l *Log) truncateFullyLocked(offset int64) error {
+	first := l.segs[0].base
+	if err := l.setRecoveryPointLocked(recoveryPoint{Offset: first, SegmentBase: first}); err != nil {
+		return err
+	}
+	for j := len(l.segs) - 1; j >= 0; j-- {
+		s := l.segs[j]
+		l.segs = l.segs[:j]
+		l.size -= s.size
+		err := l.unlinkSegmentLocked(s)
+		s.release()
+		if err != nil {
+			return err
+		}
+	}
+	if err := l.fs.SyncDir(l.dir); err != nil {
+		return fmt.Errorf("storage: sync dir: %w", err)
+	}
 	ns, err := createSegment(l.fs, l.dir, offset, l.opts.Now().UnixMilli())
 	if err != nil {
 		return err
 	}
-	for _, s := range l.segs {
-		if s.base != offset {
-			if err := l.unlinkSegmentLocked(s); err != nil {
-				return err
-			}
-		}
-		s.release()
-	}
 	l.segs = []*segment{ns}
 	l.size = 0
-	// The new segment may reuse the old name (O_TRUNC): make the empty
-	// file durable so a crash cannot bring the old data back.
 	if err := ns.f.Sync(); err != nil {
 		return fmt.Errorf("storage: sync segment %d: %w", offset, err)
 	}
@@ -399,17 +420,6 @@ func (l *Log) truncateFullyLocked(offset int64) error {
 	}
 	l.logStart, l.logEnd = offset, offset
 	return l.setRecoveryPointLocked(recoveryPoint{Offset: offset, SegmentBase: offset})
-}
-
-// lowerRecoveryPointLocked moves the recovery point down to the new end
-// after a truncation (cpMu held), so that appends after it are scanned by
-// a recovery. A recovery point already at or below the new end stays: the
-// data between it and the new end may not be durable.
-func (l *Log) lowerRecoveryPointLocked(active *segment) error {
-	if l.rp.Offset <= l.logEnd && l.rp.SegmentBase <= active.base {
-		return nil
-	}
-	return l.setRecoveryPointLocked(recoveryPoint{Offset: l.logEnd, SegmentBase: active.base, Position: active.size})
 }
 
 // setRecoveryPointLocked checkpoints rp (cpMu held).
