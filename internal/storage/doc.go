@@ -143,7 +143,22 @@
 // (offsets and batch boundaries preserved, no merging) and swaps each in
 // with the crash-safe .cleaned → .swap → .log protocol.
 //
+// # Truncation
+//
+// Truncate (for replication) removes whole batches from the one holding
+// the offset on. It first lowers the recovery point to the cut, then
+// unlinks later segments newest first, then cuts and fsyncs the file, so
+// that a crash part-way leaves either the old log or a prefix of it, which
+// recovery validates from the cut. Full truncation (to or below the log
+// start) drops the recovery point to nothing, unlinks every segment newest
+// first, and only then creates the new empty segment.
+//
 // # Known limits
+//
+// Head segments (retention, DeleteRecords) are unlinked oldest first with
+// one directory fsync after; a filesystem that reorders unlinks across a
+// crash could leave a hole in the trusted part of the log that is not
+// detected.
 //
 // Truncate cuts the active segment file in place: a Slice still held over
 // the removed tail then reads short. Truncation is for replication, whose
