@@ -84,7 +84,7 @@ func errCode(err error) int16 {
 		return kerr.OutOfOrderSequenceNumber.Code
 	case errors.Is(err, storage.ErrInvalidProducerEpoch):
 		return kerr.InvalidProducerEpoch.Code
-	case errors.Is(err, producerstate.ErrInvalidSequence):
+	case errors.Is(err, producerstate.ErrInvalidSequence), errors.Is(err, storage.ErrInvalidRecord):
 		return kerr.InvalidRecord.Code
 	case errors.Is(err, storage.ErrRecordTooLarge):
 		return kerr.MessageTooLarge.Code
