@@ -20,6 +20,7 @@ type consumeOptions struct {
 	count      int
 	format     string
 	timeout    time.Duration
+	group      groupConsumeOptions
 }
 
 func (a *app) newConsumeCommand() *cobra.Command {
@@ -28,7 +29,8 @@ func (a *app) newConsumeCommand() *cobra.Command {
 		Use:   "consume TOPIC",
 		Short: "Consume records from a topic and print them",
 		Long: `Consume records from TOPIC (all partitions, or those given with --partition)
-and print them to stdout, without a consumer group.
+and print them to stdout. Without --group no consumer group is involved and
+nothing is committed.
 
 --from chooses where each partition starts:
   beginning    the log start offset (also: earliest)
@@ -42,12 +44,23 @@ and print them to stdout, without a consumer group.
 Consuming stops after --count records, after --timeout without any record,
 or on SIGINT/SIGTERM; all three exit 0. A summary goes to stderr.
 
+` + groupConsumeHelp + `
+
 --format ` + formatHelp,
 		Example: `  streambus-cli consume orders -n 10
   streambus-cli consume orders --from @1700000000000 --format json --timeout 5s
-  streambus-cli consume orders --partition 0 --from 100 --format '%p/%o %k=%v\n'`,
+  streambus-cli consume orders --partition 0 --from 100 --format '%p/%o %k=%v\n'
+  streambus-cli consume orders --group billing --timeout 10s`,
 		Args: exactArgs(1, "TOPIC"),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			// The group flags mean nothing without a group; saying so
+			// beats silently ignoring them.
+			for _, name := range []string{"balancer", "instance-id", "group-protocol", "commit-interval"} {
+				if cmd.Flags().Changed(name) && o.group.group == "" {
+					return usageErrorf("--%s requires --group", name)
+				}
+			}
+			o.group.instanceIDSet = cmd.Flags().Changed("instance-id")
 			return a.runConsume(cmd.Context(), args[0], o)
 		},
 	}
@@ -57,6 +70,7 @@ or on SIGINT/SIGTERM; all three exit 0. A summary goes to stderr.
 	f.IntVarP(&o.count, "count", "n", 0, "stop after `N` records (0: no limit)")
 	f.StringVar(&o.format, "format", "text", "text|json|FORMAT (see above)")
 	f.DurationVar(&o.timeout, "timeout", 0, "exit after no record arrived for this long (0: wait forever)")
+	o.group.addFlags(f)
 	return cmd
 }
 
@@ -80,9 +94,19 @@ func (a *app) runConsume(ctx context.Context, topic string, o consumeOptions) er
 			return usageErrorf("--partition must be >= 0, got %d", p)
 		}
 	}
+	grouped := o.group.group != ""
+	if grouped && len(o.partitions) > 0 {
+		return usageErrorf("--partition cannot be used with --group: the group assigns the partitions")
+	}
 
 	var copts []kgo.Opt
-	if len(o.partitions) == 0 {
+	if grouped {
+		gopts, err := o.group.clientOpts(topic, start)
+		if err != nil {
+			return usageError{err}
+		}
+		copts = append(copts, gopts...)
+	} else if len(o.partitions) == 0 {
 		copts = append(copts, kgo.ConsumeTopics(topic), kgo.ConsumeStartOffset(start))
 	} else {
 		offsets := make(map[int32]kgo.Offset, len(o.partitions))
@@ -95,19 +119,31 @@ func (a *app) runConsume(ctx context.Context, topic string, o consumeOptions) er
 	if err != nil {
 		return err
 	}
-	defer cl.Close()
+	// A group consumer blocks rebalances from each poll until its records
+	// are written; closing must lift that block or leaving would hang.
+	defer cl.CloseAllowingRebalance()
 
-	if err := a.checkConsumable(ctx, kadm.NewClient(cl), topic, o.partitions); err != nil {
+	adm := kadm.NewClient(cl)
+	if err := a.checkConsumable(ctx, adm, topic, o.partitions); err != nil {
 		if ctx.Err() != nil {
 			return nil // interrupted before consuming anything
 		}
 		return err
+	}
+	if grouped && o.group.protocol == groupProtocolConsumer {
+		if err := a.checkConsumerProtocol(ctx, adm); err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			return err
+		}
 	}
 
 	var (
 		consumed int
 		buf      bytes.Buffer
 		reason   = "interrupted"
+		printed  []*kgo.Record // with --group: this poll's records, to mark once written
 	)
 	for {
 		want := -1
@@ -130,17 +166,27 @@ func (a *app) runConsume(ctx context.Context, topic string, o consumeOptions) er
 			}
 			fmt.Fprintf(a.env.Stderr, "streambus-cli: warning: fetch %s[%d]: %v\n", t, p, err)
 		})
+		printed = printed[:0]
 		fetches.EachRecord(func(r *kgo.Record) {
 			if o.count > 0 && consumed >= o.count {
 				return
 			}
 			formatter.format(&buf, r)
 			consumed++
+			if grouped {
+				printed = append(printed, r)
+			}
 		})
 		if buf.Len() > 0 {
 			if err := writeAll(a.env.Stdout, &buf); err != nil {
 				return fmt.Errorf("consume: write output: %w", err)
 			}
+		}
+		if grouped {
+			// Only now, with the records written, may their offsets be
+			// committed; a rebalance blocked since the poll may go on.
+			cl.MarkCommitRecords(printed...)
+			cl.AllowRebalance()
 		}
 		if o.count > 0 && consumed >= o.count {
 			reason = "count reached"
@@ -152,6 +198,9 @@ func (a *app) runConsume(ctx context.Context, topic string, o consumeOptions) er
 		}
 	}
 	fmt.Fprintf(a.env.Stderr, "consumed %d record(s) from topic %q (%s)\n", consumed, topic, reason)
+	if grouped {
+		return a.finishGroupConsume(ctx, cl, o.group)
+	}
 	return nil
 }
 

@@ -144,6 +144,7 @@ stderr. Exit status: 0 success, 1 failure, 2 invalid command line.`,
 		a.newProduceCommand(),
 		a.newConsumeCommand(),
 		a.newTopicCommand(),
+		a.newGroupCommand(),
 		a.newBenchCommand(),
 	)
 	return root
