@@ -228,45 +228,92 @@ func (b *balancer) assignUnowned() {
 // load(z) <= load(a)-2. Shifting one partition along each link lowers a by
 // one and raises z by one. Each shift strictly lowers the sum of squared
 // loads, so the loop ends; when no path is left the assignment is optimal.
+//
+// One search from a serves many shifts: the members it reached are kept in a
+// heap by load and each unit goes to the least-loaded one, until its tree
+// path runs dry; a heavily loaded member thus drains at O(log N) per
+// partition and one search per exhausted link, not one search per partition.
 func (b *balancer) balance() {
 	g := b.g
-	bfs := newSearch(len(g.members), len(g.topics))
+	s := newSearch(len(g.members), len(g.topics))
 	for improved := true; improved; {
 		improved = false
 		order := slices.Clone(b.active)
 		slices.SortStableFunc(order, func(x, y int) int { return b.load[y] - b.load[x] })
 		for _, a := range order {
-			for {
-				z := bfs.run(b, a)
-				if z < 0 || b.load[z] > b.load[a]-2 {
-					break
-				}
-				b.shift(bfs, a, z)
+			// A search only pays off if some member holds two fewer; as
+			// order is by load descending, no later source can do better.
+			if b.load[a]-b.minLoad() < 2 {
+				break
+			}
+			// Drained links change the graph, so search again from a
+			// until a search yields no shift.
+			for b.drain(s, a) {
 				improved = true
 			}
 		}
 	}
 }
 
-// shift moves as many partitions along the path from a to z as keeps the
-// path's endpoints ordered and every link supplied.
-func (b *balancer) shift(s *search, a, z int) {
-	g := b.g
-	amount := (b.load[a] - b.load[z]) / 2
+// drain searches from a once and shifts partitions from a to the members
+// the search reached, always to the least loaded, while that lowers the
+// imbalance and the tree path can carry them. It reports whether anything
+// moved. Every tree path is supplied when the search ends, so the first
+// shift always happens if the imbalance allows it.
+func (b *balancer) drain(s *search, a int) bool {
+	moved := false
+	h := &loadHeap{load: b.load, members: s.run(b, a)}
+	heap.Init(h)
+	for h.Len() > 0 {
+		z := h.members[0]
+		if b.load[a]-b.load[z] < 2 {
+			break
+		}
+		if !b.supplied(s, a, z) {
+			// A link ran dry. Dropping z and carrying on would pour the
+			// rest into the few members still supplied; a fresh search
+			// finds other routes to z instead.
+			break
+		}
+		b.shift(s, a, z)
+		moved = true
+		heap.Fix(h, 0)
+	}
+	return moved
+}
+
+func (b *balancer) minLoad() int {
+	lowest := b.load[b.active[0]]
+	for _, mi := range b.active[1:] {
+		lowest = min(lowest, b.load[mi])
+	}
+	return lowest
+}
+
+// supplied reports whether every link on the tree path from a to z still
+// has a partition to pass on.
+func (b *balancer) supplied(s *search, a, z int) bool {
 	for v := z; v != a; v = s.parent[v] {
 		u := s.parent[v]
-		amount = min(amount, len(b.held[u][g.members[u].subIndex(s.via[v])]))
+		if len(b.held[u][b.g.members[u].subIndex(s.via[v])]) == 0 {
+			return false
+		}
 	}
+	return true
+}
+
+// shift moves one partition along each link of the tree path from a to z.
+func (b *balancer) shift(s *search, a, z int) {
+	g := b.g
 	for v := z; v != a; v = s.parent[v] {
 		u, t := s.parent[v], s.via[v]
 		ku, kv := g.members[u].subIndex(t), g.members[v].subIndex(t)
 		from := b.held[u][ku]
-		moved := from[len(from)-amount:]
-		b.held[v][kv] = append(b.held[v][kv], moved...)
-		b.held[u][ku] = from[:len(from)-amount]
+		b.held[v][kv] = append(b.held[v][kv], from[len(from)-1])
+		b.held[u][ku] = from[:len(from)-1]
 	}
-	b.load[a] -= amount
-	b.load[z] += amount
+	b.load[a]--
+	b.load[z]++
 }
 
 // search is a reusable breadth-first search over members and topics.
@@ -288,14 +335,14 @@ func newSearch(members, topics int) *search {
 	}
 }
 
-// run returns the least-loaded member reachable from a (the nearest, then
-// the lowest index, on ties), or -1 if a reaches nobody.
-func (s *search) run(b *balancer, a int) int {
+// run searches breadth-first from a and returns the members it reaches,
+// nearest first, recording in parent and via the tree that reaches them.
+// The returned slice is reused by the next run.
+func (s *search) run(b *balancer, a int) []int {
 	g := b.g
 	s.gen++
 	s.seenMember[a] = s.gen
 	s.queue = append(s.queue[:0], a)
-	best := -1
 	for i := 0; i < len(s.queue); i++ {
 		u := s.queue[i]
 		for k, t := range g.members[u].subs {
@@ -310,13 +357,10 @@ func (s *search) run(b *balancer, a int) int {
 				s.seenMember[v] = s.gen
 				s.parent[v], s.via[v] = u, t
 				s.queue = append(s.queue, v)
-				if best < 0 || b.load[v] < b.load[best] {
-					best = v
-				}
 			}
 		}
 	}
-	return best
+	return s.queue[1:]
 }
 
 // loadHeap orders member indices by load, then index.
