@@ -157,6 +157,11 @@ func (a *app) listGroups(ctx context.Context, cl *kgo.Client, adm *kadm.Client, 
 		row := groupSummary{Group: lg.Group, State: lg.State, Type: lg.GroupType, ProtocolType: lg.ProtocolType, Members: -1}
 		if d := described[lg.Group]; d.err == nil {
 			row.Members = len(d.desc.Members)
+			if row.ProtocolType == "" {
+				// Kafka lists KIP-848 groups as protocol type
+				// "consumer"; some brokers leave it empty.
+				row.ProtocolType = d.desc.ProtocolType
+			}
 		} else {
 			fmt.Fprintf(a.env.Stderr, "streambus-cli: warning: describe group %q: %v\n", lg.Group, d.err)
 		}
@@ -245,13 +250,21 @@ func (a *app) describeGroups(ctx context.Context, cl *kgo.Client, adm *kadm.Clie
 	for n, d := range describeClassic(ctx, adm, append(classic, unknown...)) {
 		out[n] = d
 	}
+	var retry []string
 	for _, n := range unknown {
 		if errors.Is(out[n].err, kerr.GroupIDNotFound) {
-			consumer = append(consumer, n)
+			retry = append(retry, n)
 		}
 	}
 	for n, d := range describeConsumer(ctx, cl, adm, consumer) {
 		out[n] = d
+	}
+	// A broker without ConsumerGroupDescribe fails the retry for a reason
+	// that says less than "not found": keep the classic answer then.
+	for n, d := range describeConsumer(ctx, cl, adm, retry) {
+		if d.err == nil {
+			out[n] = d
+		}
 	}
 	return out
 }

@@ -144,6 +144,19 @@ func testTwoMembersShare(t *testing.T, wantType, wantProtocol string, args ...st
 	if d.Type != wantType || d.Protocol != wantProtocol {
 		t.Fatalf("group type %q protocol %q, want %q %q", d.Type, d.Protocol, wantType, wantProtocol)
 	}
+	for _, m := range d.Members {
+		for _, a := range m.Assignment {
+			if a.Topic != "t" {
+				t.Fatalf("member %s assigned topic %q, want t", m.MemberID, a.Topic)
+			}
+		}
+	}
+	r := mustRun(t, addr, "", "group", "list", "-o", "json")
+	var list []groupSummary
+	if err := json.Unmarshal([]byte(r.stdout), &list); err != nil || len(list) != 1 ||
+		list[0] != (groupSummary{Group: "g", State: "Stable", Type: wantType, ProtocolType: "consumer", Members: 2}) {
+		t.Fatalf("list (%v): %s", err, r.stdout)
+	}
 	var more []*kgo.Record
 	for i := 40; i < 80; i++ {
 		v := fmt.Sprintf("v%d", i)
@@ -421,6 +434,21 @@ func TestGroupConsumeUsageErrors(t *testing.T) {
 	for _, args := range cases {
 		if r := runCLI(t.Context(), addr, "", args...); r.code != 2 {
 			t.Errorf("%v: exit %d, want 2\nstderr: %s", args, r.code, r.stderr)
+		}
+	}
+}
+
+func TestGroupHelp(t *testing.T) {
+	r := mustRun(t, "127.0.0.1:1", "", "consume", "--help")
+	for _, want := range []string{"--group G", "--balancer", "--instance-id", "--group-protocol", "--commit-interval", "no committed\n  offset"} {
+		if !strings.Contains(r.stdout, want) {
+			t.Errorf("consume --help lacks %q", want)
+		}
+	}
+	r = mustRun(t, "127.0.0.1:1", "", "group", "--help")
+	for _, want := range []string{"list", "describe", "delete", "reset-offsets"} {
+		if !strings.Contains(r.stdout, want) {
+			t.Errorf("group --help lacks %q", want)
 		}
 	}
 }
