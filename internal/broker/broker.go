@@ -110,6 +110,7 @@ type Broker struct {
 	m    *metrics.Metrics
 
 	fetchSessions *fetchSessions
+	frames        framePool
 
 	mu    sync.RWMutex
 	parts map[storage.PartitionID]*partition // partitions this broker hosts

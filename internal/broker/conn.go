@@ -20,9 +20,6 @@ import (
 // reader stops reading (backpressure on pipelining clients).
 const maxInFlight = 64
 
-// maxKeptFrame is the largest request buffer a connection keeps for reuse.
-const maxKeptFrame = 8 << 20
-
 // conn is one client connection. Its reader goroutine decodes requests and
 // runs each handler's synchronous part in arrival order (so that appends
 // from one connection keep their order, which idempotent producers rely
@@ -112,10 +109,6 @@ func (c *conn) serve() {
 func (c *conn) readLoop() {
 	br := bufio.NewReaderSize(c.nc, 64<<10)
 	cfg := &c.b.cfg
-	// The frame buffer is reused: handlers finish with the request's bytes
-	// before dispatch returns (appends copy records into the log; kmsg copies
-	// strings), so only the next frame may overwrite them.
-	var buf []byte
 	for {
 		select {
 		case <-c.stopped:
@@ -134,11 +127,13 @@ func (c *conn) readLoop() {
 			return
 		}
 		c.nc.SetReadDeadline(time.Now().Add(cfg.RequestReadTimeout))
-		if cap(buf) < int(size) {
-			buf = make([]byte, size)
-		}
-		frame := buf[:size]
+		// Frame buffers are pooled: handlers are done with the request's
+		// bytes when dispatch returns (appends copy records into the log;
+		// kmsg copies strings), and a fresh multi-MiB buffer would cost a
+		// page-zeroing pass per request.
+		frame := c.b.frames.get(int(size))
 		if _, err := io.ReadFull(br, frame); err != nil {
+			c.b.frames.put(frame)
 			c.logReadErr(err)
 			return
 		}
@@ -146,11 +141,9 @@ func (c *conn) readLoop() {
 			c.b.m.AddBytesIn(int(size) + 4)
 		}
 		p := c.handleFrame(frame)
+		c.b.frames.put(frame)
 		if p == nil {
 			return
-		}
-		if cap(buf) > maxKeptFrame {
-			buf = nil // do not pin a rare huge request's memory
 		}
 		select {
 		case c.queue <- p:
