@@ -19,19 +19,19 @@ type consumerGroup struct {
 }
 
 type consumerMember struct {
-	id          string
-	epoch       int32
-	instanceID  *string
-	rackID      *string
-	clientID    string
-	clientHost  string
-	rebalance   time.Duration
-	topicNames  []string
-	topicRegex  *string
-	assignor    string
-	assigned    map[[16]byte][]int32 // current assignment (acknowledged by the member or being given)
-	target      map[[16]byte][]int32 // target assignment
-	revoking    map[[16]byte][]int32 // partitions the member must give up first
+	id         string
+	epoch      int32
+	instanceID *string
+	rackID     *string
+	clientID   string
+	clientHost string
+	rebalance  time.Duration
+	topicNames []string
+	topicRegex *string
+	assignor   string
+	assigned   map[[16]byte][]int32 // current assignment (acknowledged by the member or being given)
+	target     map[[16]byte][]int32 // target assignment
+	revoking   map[[16]byte][]int32 // partitions the member must give up first
 }
 
 func newConsumerGroup() *consumerGroup {
