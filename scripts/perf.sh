@@ -55,6 +55,8 @@ for rep in $(seq "$REPS"); do
 		dir=$(mktemp -d "$OUT/data.XXXX")
 		sync
 		start_peer $peer "$dir"
+		# 2 s of warm-up at the same rate (topic creation, first segments).
+		"$BIN/streambus-cli" -b 127.0.0.1:$PORT bench --topic lat --mode produce --rate 5000 --linger 0 --duration 2s >/dev/null 2>&1
 		"$BIN/streambus-cli" -b 127.0.0.1:$PORT bench --topic lat --mode produce --rate 5000 --linger 0 --duration 10s --json 2>/dev/null >"$OUT/lat.json" &
 		bpid=$!
 		sleep 8; lat_rss=$(rss_kb)
