@@ -137,7 +137,7 @@ func (c *Coordinator) offsetDelete(req *kmsg.OffsetDeleteRequest) kmsg.Response 
 		}
 		subscribed = g.classic.subscribed
 	} else if g.consumer != nil {
-		subscribed = g.consumer.subscribedTopics()
+		subscribed = c.consumerSubscribed(g.consumer)
 	}
 	for _, rt := range req.Topics {
 		st := kmsg.NewOffsetDeleteResponseTopic()

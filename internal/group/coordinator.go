@@ -185,6 +185,10 @@ func (c *Coordinator) handle(in Input) kmsg.Response {
 		return c.deleteGroups(req)
 	case *kmsg.OffsetDeleteRequest:
 		return c.offsetDelete(req)
+	case *kmsg.ConsumerGroupHeartbeatRequest:
+		return c.consumerHeartbeat(req)
+	case *kmsg.ConsumerGroupDescribeRequest:
+		return c.consumerDescribe(req)
 	}
 	return errorResponse(in.Req, kerr.UnsupportedVersion.Code)
 }

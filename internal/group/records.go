@@ -265,7 +265,7 @@ func (c *Coordinator) loadConsumerGroup(key, value []byte) error {
 	}
 	g := c.loadGroupEntry(k.Group)
 	g.classic, g.consumer, g.stored = nil, newConsumerGroup(), true
-	g.consumer.epoch = epoch
+	g.consumer.epoch, g.consumer.assignmentEpoch = epoch, epoch
 	return nil
 }
 

@@ -142,6 +142,10 @@ func (c *Coordinator) fireTimers() {
 			}
 		case timerExpire:
 			c.expireOffsets(g)
+		case timerConsumerSession:
+			c.onConsumerSessionExpired(g, k.member)
+		case timerConsumerRevoke:
+			c.onConsumerRevokeExpired(g, k.member)
 		}
 	}
 }
