@@ -15,6 +15,19 @@
 //     temporary data directories. If cmd/streambus-broker does not exist yet
 //     the harness falls back to kfake and says so.
 //
+// What is where:
+//
+//   - interop_test.go: kgo (zstd, idempotent), sarama (snappy, acks=all,
+//     default Version), kafka-go (lz4) and kcat/librdkafka (gzip) each write
+//     keyed records with headers; every client reads every client's writes.
+//   - listoffsets_test.go: ListOffsets by timestamp, earliest and latest.
+//   - restart_test.go, recovery_test.go: SIGTERM and kill -9 restarts, torn
+//     segment tails; acknowledged records survive intact, exactly once.
+//   - malformed_test.go: bad frame sizes, TLS on the plaintext port,
+//     truncated headers, unknown keys and versions, corrupt batches,
+//     stalled and idle connections.
+//   - http_test.go: /healthz, /readyz, /metrics.
+//
 // Run with `go test ./test/integration/` (add -v to see per-test output).
 // kcat tests skip when kcat is not installed; .ci/run installs it.
 package integration

@@ -169,13 +169,19 @@ func TestMalformedFrames(t *testing.T) {
 		}},
 	}
 	for _, c := range cases {
-		t.Run(c.name, func(t *testing.T) {
+		passed := t.Run(c.name, func(t *testing.T) {
 			c.run(t)
 			assertServing(t, b)
 		})
 		// A crash looks like a closed connection to the case itself, so
 		// check for it here; restart so that later cases still test
-		// something.
+		// something. A dying process may take a moment to be reaped.
+		if b.proc != nil && !passed {
+			select {
+			case <-b.proc.exited:
+			case <-time.After(2 * time.Second):
+			}
+		}
 		if b.proc != nil && b.exited() {
 			t.Errorf("broker process died during %q: %v", c.name, b.proc.waitErr)
 			b.Restart()
