@@ -62,6 +62,9 @@ type Config struct {
 	// DataDir is reported by DescribeLogDirs.
 	DataDir string
 
+	// Groups configures __consumer_offsets and the group coordinators.
+	Groups GroupConfig
+
 	MaxDecompressedBytes int // bound on decompressing one batch; default 64 MiB
 
 	Logger  *slog.Logger
@@ -91,6 +94,12 @@ func (c *Config) ensureDefaults() {
 	if c.MaxDecompressedBytes <= 0 {
 		c.MaxDecompressedBytes = 64 << 20
 	}
+	if c.Groups.OffsetsTopicPartitions <= 0 {
+		c.Groups.OffsetsTopicPartitions = 8
+	}
+	if c.Groups.OffsetsTopicReplicationFactor <= 0 {
+		c.Groups.OffsetsTopicReplicationFactor = 1
+	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -111,6 +120,7 @@ type Broker struct {
 
 	fetchSessions *fetchSessions
 	frames        framePool
+	groups        groupCoordinators
 
 	mu    sync.RWMutex
 	parts map[storage.PartitionID]*partition // partitions this broker hosts
@@ -151,6 +161,10 @@ func New(cfg Config, meta metadata.Store, logs *storage.Manager) (*Broker, error
 	if err := b.reconcile(); err != nil {
 		return nil, err
 	}
+	if err := b.ensureOffsetsTopic(); err != nil {
+		return nil, err
+	}
+	b.syncCoordinators()
 	b.goFunc(b.watchMetadata)
 	return b, nil
 }
@@ -171,6 +185,7 @@ func (b *Broker) watchMetadata() {
 		if err := b.reconcile(); err != nil {
 			b.log.Error("apply metadata", "err", err)
 		}
+		b.syncCoordinators()
 		select {
 		case <-ch:
 		case <-b.closedCh:
@@ -337,6 +352,10 @@ func (b *Broker) Shutdown(ctx context.Context) error {
 		c.stopReading()
 	}
 	b.connsMu.Unlock()
+	// Requests held by group coordinators (a JoinGroup waits up to its
+	// rebalance timeout) would hold the shutdown: stopping the runners
+	// closes those connections, and clients find the coordinator again.
+	b.stopCoordinators()
 
 	done := make(chan struct{})
 	go func() { b.wg.Wait(); close(done) }()
@@ -373,5 +392,9 @@ func containsInt32(s []int32, v int32) bool {
 }
 
 func (b *Broker) nowMs() int64 { return b.cfg.Now().UnixMilli() }
+
+func contextWithTimeout(d time.Duration) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.Background(), d)
+}
 
 func itoa(v int32) string { return strconv.Itoa(int(v)) }

@@ -50,10 +50,11 @@ type pending struct {
 
 // reply is an encoded response, or nothing for acks=0 produce.
 type reply struct {
-	none   bool
-	frame  []byte   // whole frame when pieces is nil
-	pieces []piece  // frame as bytes and file ranges (fetch, zero-copy)
-	keep   []func() // run after writing (release file references)
+	none      bool
+	closeConn bool     // no answer can be given: close the connection instead
+	frame     []byte   // whole frame when pieces is nil
+	pieces    []piece  // frame as bytes and file ranges (fetch, zero-copy)
+	keep      []func() // run after writing (release file references)
 }
 
 // piece is a part of a response frame: bytes, or a range of a segment file.
@@ -215,6 +216,12 @@ func (c *conn) writeLoop() {
 		}
 		if c.b.m != nil {
 			c.b.m.ObserveRequest(p.key, p.errCode, time.Since(p.start))
+		}
+		if p.out.closeConn && !broken {
+			broken = true
+			bw.Flush()
+			c.stopReading()
+			c.nc.Close()
 		}
 		if !broken && !p.out.none {
 			n, err := c.write(bw, &p.out)

@@ -29,6 +29,20 @@ var apiRanges = map[int16]wire.VersionRange{
 	kmsg.CreatePartitions.Int16():        {Min: 0, Max: 3},
 	kmsg.IncrementalAlterConfigs.Int16(): {Min: 0, Max: 1},
 	kmsg.DescribeCluster.Int16():         {Min: 0, Max: 1},
+
+	kmsg.FindCoordinator.Int16():        {Min: 0, Max: 5},
+	kmsg.JoinGroup.Int16():              {Min: 0, Max: 9},
+	kmsg.Heartbeat.Int16():              {Min: 0, Max: 4},
+	kmsg.LeaveGroup.Int16():             {Min: 0, Max: 5},
+	kmsg.SyncGroup.Int16():              {Min: 0, Max: 5},
+	kmsg.OffsetCommit.Int16():           {Min: 0, Max: 9},
+	kmsg.OffsetFetch.Int16():            {Min: 0, Max: 9},
+	kmsg.DescribeGroups.Int16():         {Min: 0, Max: 5},
+	kmsg.ListGroups.Int16():             {Min: 0, Max: 5},
+	kmsg.DeleteGroups.Int16():           {Min: 0, Max: 2},
+	kmsg.OffsetDelete.Int16():           {Min: 0, Max: 0},
+	kmsg.ConsumerGroupHeartbeat.Int16(): {Min: 0, Max: 1},
+	kmsg.ConsumerGroupDescribe.Int16():  {Min: 0, Max: 1},
 }
 
 func supportedVersion(key int16) (wire.VersionRange, bool) {

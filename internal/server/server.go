@@ -26,6 +26,7 @@ import (
 
 	"github.com/streambus/streambus/internal/broker"
 	"github.com/streambus/streambus/internal/config"
+	"github.com/streambus/streambus/internal/group"
 	"github.com/streambus/streambus/internal/httpserver"
 	"github.com/streambus/streambus/internal/metadata"
 	"github.com/streambus/streambus/internal/metrics"
@@ -127,8 +128,23 @@ func Run(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
 		TopicDefaults:      cfg.TopicDefaults,
 		BrokerConfigs:      cfg.BrokerConfigEntries,
 		DataDir:            cfg.DataDir,
-		Logger:             logger,
-		Metrics:            m,
+		Groups: broker.GroupConfig{
+			OffsetsTopicPartitions:        cfg.Groups.OffsetsTopicPartitions,
+			OffsetsTopicReplicationFactor: cfg.Groups.OffsetsTopicReplicationFactor,
+			Coordinator: group.Config{
+				GroupMinSessionTimeout:    cfg.Groups.MinSessionTimeout,
+				GroupMaxSessionTimeout:    cfg.Groups.MaxSessionTimeout,
+				InitialRebalanceDelay:     cfg.Groups.InitialRebalanceDelay,
+				GroupMaxSize:              int(cfg.Groups.MaxSize),
+				OffsetsRetention:          cfg.Groups.OffsetsRetention,
+				OffsetMetadataMaxBytes:    int(cfg.Groups.OffsetMetadataMaxBytes),
+				ConsumerSessionTimeout:    cfg.Groups.ConsumerSessionTimeout,
+				ConsumerHeartbeatInterval: cfg.Groups.ConsumerHeartbeatInterval,
+				ConsumerAssignors:         cfg.Groups.ConsumerAssignors,
+			},
+		},
+		Logger:  logger,
+		Metrics: m,
 	}, meta, logs)
 	if err != nil {
 		return fmt.Errorf("server: %w", err)
