@@ -371,3 +371,32 @@ func TestIncrementalFetchSessions(t *testing.T) {
 		t.Fatalf("closed session: err %d", r.ErrorCode)
 	}
 }
+
+// TestEveryAdvertisedKeyHasAHandler sends a default request of every
+// advertised API at its highest version and expects an answer (dispatch
+// closes the connection for a key without a handler).
+func TestEveryAdvertisedKeyHasAHandler(t *testing.T) {
+	tb := startBroker(t, t.TempDir(), nil)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(tb.addr))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	for key, rng := range apiRanges {
+		req := kmsg.RequestForKey(key)
+		req.SetVersion(rng.Max)
+		switch r := req.(type) {
+		case *kmsg.ProduceRequest:
+			r.Acks = 1 // acks=0 has no response by design
+		case *kmsg.JoinGroupRequest:
+			r.Group, r.ProtocolType, r.SessionTimeoutMillis = "g", "consumer", 6000
+			r.Protocols = []kmsg.JoinGroupRequestProtocol{{Name: "range"}}
+		}
+		br := cl.Broker(1)
+		if _, err := br.RetriableRequest(ctx, req); err != nil {
+			t.Errorf("%s v%d: %v", kmsg.NameForKey(key), rng.Max, err)
+		}
+	}
+}
