@@ -364,7 +364,9 @@ func (c *Coordinator) bumpEpoch(g *group) {
 }
 
 // resolvedTopics are the topic names a member subscribes to now: the listed
-// names that exist, and the existing non-internal topics its regex matches.
+// names that exist, and the existing topics its regex matches in full.
+// Like Kafka's coordinator, the regex is not kept away from internal topics
+// (__consumer_offsets): clients exclude them themselves if they want to.
 func (c *Coordinator) resolvedTopics(m *consumerMember) []string {
 	if c.topics == nil {
 		return nil
@@ -377,7 +379,7 @@ func (c *Coordinator) resolvedTopics(m *consumerMember) []string {
 	}
 	if m.regex != nil {
 		for _, n := range c.topics.Names() {
-			if !strings.HasPrefix(n, "__") && m.regex.MatchString(n) && !slices.Contains(out, n) {
+			if m.regex.MatchString(n) && !slices.Contains(out, n) {
 				out = append(out, n)
 			}
 		}
