@@ -1,6 +1,11 @@
 package integration
 
 import (
+	// The tests run a broker binary built from source at run time; this
+	// import makes `go test` re-run them when broker code changes instead
+	// of answering from its cache.
+	_ "github.com/streambus/streambus/internal/server"
+
 	"bytes"
 	"context"
 	"crypto/rand"

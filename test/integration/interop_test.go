@@ -6,6 +6,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"os"
 	"os/exec"
 	"slices"
 	"strconv"
@@ -195,6 +196,9 @@ func checkCodec(t *testing.T, b *broker, topic string, codec int8, hint string) 
 func requireProgram(t *testing.T, name string) {
 	t.Helper()
 	if _, err := exec.LookPath(name); err != nil {
+		if os.Getenv("STREAMBUS_REQUIRE_"+strings.ToUpper(name)) != "" {
+			t.Fatalf("%s is required (STREAMBUS_REQUIRE_%s is set) but not installed", name, strings.ToUpper(name))
+		}
 		t.Skipf("%s is not installed (apt-get install %s); .ci/run installs it", name, name)
 	}
 }
