@@ -206,9 +206,13 @@ func (c *Coordinator) replaceStaticMember(to uint64, g *group, oldID, newID stri
 	}
 	switch cg.state {
 	case stateStable:
-		if m.metadataFor(cg.protocol) != nil && string(m.metadataFor(cg.protocol)) == string(metadataIn(req.Protocols, cg.protocol)) {
-			// Unchanged subscription: no rebalance. Persist the new member ID
-			// so a coordinator restart still fences the old one.
+		// As Kafka does, a restarted static member triggers no rebalance
+		// unless it changes the protocol the group would select: its
+		// metadata bytes may differ (a fresh client owns no partitions), but
+		// the leader keeps the assignment it made. Persist the new member ID
+		// so a coordinator restart still fences the old one.
+		m.protocols = req.Protocols
+		if metadataIn(req.Protocols, cg.protocol) != nil && cg.selectProtocol() == cg.protocol {
 			m.session = session
 			m.rebalance = rebalanceTimeout(req, session)
 			c.timers.set(timerKey{timerSession, g.id, newID}, c.now.Add(session))
