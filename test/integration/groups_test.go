@@ -54,6 +54,10 @@ var groupEnv = []string{
 
 func startGroupBroker(t *testing.T, extraEnv ...string) *broker {
 	t.Helper()
+	if harness.kind == "kfake" {
+		// Its stand-in ignores these settings: 6s minimum session timeout.
+		t.Skip("the group tests need STREAMBUS_GROUP_* broker settings that the kfake stand-in ignores")
+	}
 	return startBroker(t, brokerOpts{Env: append(slices.Clone(groupEnv), extraEnv...)})
 }
 
