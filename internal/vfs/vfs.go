@@ -14,6 +14,7 @@ import (
 	"io"
 	"io/fs"
 	"os"
+	"syscall"
 )
 
 // File is an open file. Implementations must allow concurrent ReadAt calls
@@ -96,4 +97,30 @@ func (osFS) SyncDir(dir string) error {
 		err = cerr
 	}
 	return err
+}
+
+// Sync flushes the file's data, and the metadata needed to read it back
+// (its size), with fdatasync(2): a log append changes nothing else worth an
+// inode journal write (mtime), and fsync's extra work showed in produce
+// throughput.
+func (f *osFile) Sync() error {
+	rc, err := f.File.SyscallConn()
+	if err != nil {
+		return err
+	}
+	var serr error
+	if err := rc.Control(func(fd uintptr) {
+		for {
+			serr = syscall.Fdatasync(int(fd))
+			if serr != syscall.EINTR {
+				return
+			}
+		}
+	}); err != nil {
+		return err
+	}
+	if serr != nil {
+		return &fs.PathError{Op: "fdatasync", Path: f.Name(), Err: serr}
+	}
+	return nil
 }
