@@ -140,14 +140,14 @@ func (c *Coordinator) validateConsumerCommit(g *group, req *kmsg.OffsetCommitReq
 	if m == nil {
 		return kerr.UnknownMemberID.Code
 	}
-	switch {
-	case req.Generation > m.epoch:
-		return kerr.FencedMemberEpoch.Code
-	case req.Generation < m.epoch:
-		if req.Version >= 9 {
-			return kerr.StaleMemberEpoch.Code
-		}
-		return kerr.IllegalGeneration.Code
+	// As Kafka's ConsumerGroup.validateOffsetCommit: members of the
+	// consumer protocol commit with v9+, and any epoch other than the
+	// member's current one is STALE_MEMBER_EPOCH (newer or older alike).
+	if req.Version < 9 {
+		return kerr.UnsupportedVersion.Code
+	}
+	if req.Generation != m.epoch {
+		return kerr.StaleMemberEpoch.Code
 	}
 	return 0
 }
