@@ -27,7 +27,21 @@
 //     truncated headers, unknown keys and versions, corrupt batches,
 //     stalled and idle connections.
 //   - http_test.go: /healthz, /readyz, /metrics.
+//   - groups_test.go, groups_clients_test.go: consumer groups with kgo
+//     (range, cooperative-sticky, static membership, KIP-848), sarama,
+//     kafka-go and kcat -G: shared topics, members leaving, joining and
+//     being killed, exactly-once consumption and offsets never going back.
+//   - groups_restart_test.go: committed offsets across SIGTERM and kill -9.
+//   - groups_raw_test.go: commit/heartbeat error codes, 1,000 members in one
+//     rebalance, members that never heartbeat.
+//   - groups_admin_test.go: Describe/List/DeleteGroups, OffsetDelete,
+//     ConsumerGroupDescribe.
+//   - groups_perf_test.go: join latency and commit throughput against kfake,
+//     only with STREAMBUS_GROUP_PERF=1.
+//   - librdkafka_test.go: librdkafka 2.11 (confluent-kafka-go, cgo) with the
+//     KIP-848 and classic group protocols.
 //
-// Run with `go test ./test/integration/` (add -v to see per-test output).
-// kcat tests skip when kcat is not installed; .ci/run installs it.
+// Run with `go test -count=1 ./test/integration/` (add -v to see per-test
+// output). kcat tests skip when kcat is not installed, unless
+// STREAMBUS_REQUIRE_KCAT is set, as .ci/run does after installing it.
 package integration
