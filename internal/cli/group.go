@@ -611,24 +611,10 @@ group is attempted; the exit status is 1 if any deletion failed.`,
 				if err != nil && len(resps) == 0 {
 					return fmt.Errorf("delete groups: %w", err)
 				}
-				failed := 0
-				for _, name := range args {
+				return a.reportEach("group", "delete", args, func(name string) (bool, error, string) {
 					r, ok := resps[name]
-					switch {
-					case !ok:
-						failed++
-						fmt.Fprintf(a.env.Stderr, "delete group %q: no response from the cluster\n", name)
-					case r.Err != nil:
-						failed++
-						fmt.Fprintf(a.env.Stderr, "delete group %q: %v\n", name, withMessage(r.Err, r.ErrMessage))
-					default:
-						fmt.Fprintf(a.env.Stdout, "deleted group %q\n", name)
-					}
-				}
-				if failed > 0 {
-					return fmt.Errorf("delete groups: %d of %d failed", failed, len(args))
-				}
-				return nil
+					return ok, r.Err, r.ErrMessage
+				}, "deleted")
 			})
 		},
 	}

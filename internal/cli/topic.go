@@ -355,24 +355,10 @@ func (a *app) newTopicDelete() *cobra.Command {
 				if err != nil {
 					return fmt.Errorf("delete topics: %w", err)
 				}
-				failed := 0
-				for _, name := range args {
+				return a.reportEach("topic", "delete", args, func(name string) (bool, error, string) {
 					r, ok := resps[name]
-					switch {
-					case !ok:
-						failed++
-						fmt.Fprintf(a.env.Stderr, "delete topic %q: no response from the cluster\n", name)
-					case r.Err != nil:
-						failed++
-						fmt.Fprintf(a.env.Stderr, "delete topic %q: %v\n", name, withMessage(r.Err, r.ErrMessage))
-					default:
-						fmt.Fprintf(a.env.Stdout, "deleted topic %q\n", name)
-					}
-				}
-				if failed > 0 {
-					return fmt.Errorf("delete topics: %d of %d failed", failed, len(args))
-				}
-				return nil
+					return ok, r.Err, r.ErrMessage
+				}, "deleted")
 			})
 		},
 	}
@@ -384,6 +370,30 @@ func writeJSON(w io.Writer, v any) error {
 	enc.SetIndent("", "  ")
 	if err := enc.Encode(v); err != nil {
 		return fmt.Errorf("write json: %w", err)
+	}
+	return nil
+}
+
+// reportEach prints the outcome of an operation applied to each named
+// object ("deleted topic \"t\"" on stdout, errors on stderr) and fails if any
+// failed. result says whether the cluster answered for name, and its error.
+func (a *app) reportEach(kind, verb string, names []string, result func(name string) (answered bool, err error, msg string), done string) error {
+	failed := 0
+	for _, name := range names {
+		ok, err, msg := result(name)
+		switch {
+		case !ok:
+			failed++
+			fmt.Fprintf(a.env.Stderr, "%s %s %q: no response from the cluster\n", verb, kind, name)
+		case err != nil:
+			failed++
+			fmt.Fprintf(a.env.Stderr, "%s %s %q: %v\n", verb, kind, name, withMessage(err, msg))
+		default:
+			fmt.Fprintf(a.env.Stdout, "%s %s %q\n", done, kind, name)
+		}
+	}
+	if failed > 0 {
+		return fmt.Errorf("%s %ss: %d of %d failed", verb, kind, failed, len(names))
 	}
 	return nil
 }
