@@ -122,12 +122,18 @@ func (c *conn) readLoop() {
 			return
 		default:
 		}
+		// Idle until the first byte of a request; from then on the whole
+		// request, size included, must arrive within the read timeout.
+		if _, err := br.Peek(1); err != nil {
+			c.logReadErr(err)
+			return
+		}
+		c.nc.SetReadDeadline(time.Now().Add(cfg.RequestReadTimeout))
 		size, err := wire.ReadSize(br, cfg.MaxRequestBytes)
 		if err != nil {
 			c.logReadErr(err)
 			return
 		}
-		c.nc.SetReadDeadline(time.Now().Add(cfg.RequestReadTimeout))
 		// Frame buffers are pooled: handlers are done with the request's
 		// bytes when dispatch returns (appends copy records into the log;
 		// kmsg copies strings), and a fresh multi-MiB buffer would cost a
