@@ -1,0 +1,155 @@
+package controller
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"time"
+)
+
+// Config configures a Store.
+type Config struct {
+	// NodeID is this broker's node.id and its Raft server ID. Must be >= 0.
+	NodeID int32
+	// RaftAddr is host:port the controller listens on for Raft and
+	// forwarded calls. Host must be an IP address: outgoing connections
+	// are bound to it too. Required; must equal Voters[NodeID].
+	RaftAddr string
+	// Voters maps every voter's node ID to its RaftAddr. It must contain
+	// NodeID. A single entry is a one-voter quorum. Used only to bootstrap
+	// a node with no Raft state; membership changes are not supported yet.
+	Voters map[int32]string
+	// Dir holds raft.db (log and votes, bbolt) and snapshots/. Created if
+	// missing. Required.
+	Dir string
+	// KafkaHost, KafkaPort and Rack are this broker's advertised Kafka
+	// endpoint, registered in the Image. KafkaHost is required; KafkaPort
+	// must be in 0..65535; an empty Rack means none.
+	KafkaHost string
+	KafkaPort int32
+	Rack      string
+	// Logger receives operational messages. Default: discard.
+	Logger *slog.Logger
+	// Now is the clock for heartbeat liveness. Default: time.Now.
+	Now func() time.Time
+	// ValidateConfigs checks a topic's complete set of config overrides,
+	// on the controller before a change is proposed. Default: accept any.
+	ValidateConfigs func(map[string]string) error
+	// DefaultPartitions is num.partitions. Default 1; must be >= 1.
+	DefaultPartitions int32
+	// DefaultReplicationFactor is default.replication.factor. Default 1;
+	// must be >= 1.
+	DefaultReplicationFactor int16
+	// MaxPartitionsPerTopic bounds a topic's partition count. Default
+	// 100000; must be >= 1.
+	MaxPartitionsPerTopic int32
+	// HeartbeatInterval is how often this broker heartbeats to the
+	// controller (broker.heartbeat.interval.ms). Default 2s.
+	HeartbeatInterval time.Duration
+	// SessionTimeout is how long after its last heartbeat a broker counts
+	// as alive (broker.session.timeout.ms). Default 9s; must exceed
+	// HeartbeatInterval.
+	SessionTimeout time.Duration
+	// RaftTimeout is Raft's heartbeat and election timeout. Default 1s;
+	// must be >= 10ms.
+	RaftTimeout time.Duration
+	// ApplyTimeout bounds a mutation whose context has no deadline.
+	// Default 10s.
+	ApplyTimeout time.Duration
+	// SnapshotThreshold is how many log entries since the last snapshot
+	// trigger a new one, and TrailingLogs how many entries are kept after
+	// it for slow followers. Defaults 8192 and 10240.
+	SnapshotThreshold uint64
+	TrailingLogs      uint64
+}
+
+func (c Config) withDefaults() Config {
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+	if c.DefaultPartitions == 0 {
+		c.DefaultPartitions = 1
+	}
+	if c.DefaultReplicationFactor == 0 {
+		c.DefaultReplicationFactor = 1
+	}
+	if c.MaxPartitionsPerTopic == 0 {
+		c.MaxPartitionsPerTopic = 100000
+	}
+	if c.HeartbeatInterval == 0 {
+		c.HeartbeatInterval = 2 * time.Second
+	}
+	if c.SessionTimeout == 0 {
+		c.SessionTimeout = 9 * time.Second
+	}
+	if c.RaftTimeout == 0 {
+		c.RaftTimeout = time.Second
+	}
+	if c.ApplyTimeout == 0 {
+		c.ApplyTimeout = 10 * time.Second
+	}
+	if c.SnapshotThreshold == 0 {
+		c.SnapshotThreshold = 8192
+	}
+	if c.TrailingLogs == 0 {
+		c.TrailingLogs = 10240
+	}
+	return c
+}
+
+// Validate reports the first invalid field, after defaults are applied.
+func (c Config) Validate() error {
+	c = c.withDefaults()
+	switch {
+	case c.NodeID < 0:
+		return fmt.Errorf("controller: config: NodeID %d is negative", c.NodeID)
+	case c.Dir == "":
+		return errors.New("controller: config: Dir is required")
+	case c.KafkaHost == "":
+		return errors.New("controller: config: KafkaHost is required")
+	case c.KafkaPort < 0 || c.KafkaPort > 65535:
+		return fmt.Errorf("controller: config: KafkaPort %d is outside 0..65535", c.KafkaPort)
+	case c.DefaultPartitions < 1:
+		return fmt.Errorf("controller: config: DefaultPartitions %d must be >= 1", c.DefaultPartitions)
+	case c.DefaultReplicationFactor < 1:
+		return fmt.Errorf("controller: config: DefaultReplicationFactor %d must be >= 1", c.DefaultReplicationFactor)
+	case c.MaxPartitionsPerTopic < 1:
+		return fmt.Errorf("controller: config: MaxPartitionsPerTopic %d must be >= 1", c.MaxPartitionsPerTopic)
+	case c.HeartbeatInterval < 0 || c.SessionTimeout <= c.HeartbeatInterval:
+		return fmt.Errorf("controller: config: SessionTimeout %v must exceed HeartbeatInterval %v", c.SessionTimeout, c.HeartbeatInterval)
+	case c.RaftTimeout < 10*time.Millisecond:
+		return fmt.Errorf("controller: config: RaftTimeout %v must be >= 10ms", c.RaftTimeout)
+	case c.ApplyTimeout < 0:
+		return fmt.Errorf("controller: config: ApplyTimeout %v is negative", c.ApplyTimeout)
+	}
+	if err := checkIPAddr(c.RaftAddr); err != nil {
+		return fmt.Errorf("controller: config: RaftAddr: %w", err)
+	}
+	if c.Voters[c.NodeID] != c.RaftAddr {
+		return fmt.Errorf("controller: config: Voters[%d] is %q, want RaftAddr %q", c.NodeID, c.Voters[c.NodeID], c.RaftAddr)
+	}
+	for id, addr := range c.Voters {
+		if id < 0 {
+			return fmt.Errorf("controller: config: voter ID %d is negative", id)
+		}
+		if err := checkIPAddr(addr); err != nil {
+			return fmt.Errorf("controller: config: Voters[%d]: %w", id, err)
+		}
+	}
+	return nil
+}
+
+func checkIPAddr(addr string) error {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return err
+	}
+	if net.ParseIP(host) == nil {
+		return fmt.Errorf("host %q is not an IP address", host)
+	}
+	return nil
+}

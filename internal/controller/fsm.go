@@ -1,0 +1,417 @@
+package controller
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"maps"
+	"math"
+	"slices"
+	"sync"
+
+	"github.com/hashicorp/raft"
+
+	"github.com/streambus/streambus/internal/metadata"
+)
+
+// commandVersion is the first byte of every command in the Raft log and of
+// every snapshot; the rest is JSON. It is part of the on-disk format.
+const commandVersion byte = 1
+
+// maxCommandBytes bounds a decoded command or forwarded frame.
+const maxCommandBytes = 64 << 20
+
+// Command operations. The names are part of the on-disk format.
+const (
+	opInit             = "init"
+	opRegister         = "register_broker"
+	opCreateTopic      = "create_topic"
+	opDeleteTopic      = "delete_topic"
+	opCreatePartitions = "create_partitions"
+	opAlterConfigs     = "alter_configs"
+	opProducerIDs      = "allocate_producer_ids"
+)
+
+// command is one Raft log entry. The controller resolves every request
+// (defaults, round-robin assignment, IDs, config validation) before
+// proposing, so applying needs nothing but the command and the state.
+type command struct {
+	Op string `json:"op"`
+	// IfVersion, when set, makes the command apply only if the state's
+	// Version still equals it: the controller computed the command from
+	// that state, and a state it has not seen (after a leader change)
+	// fails the command with errStale instead of applying it.
+	IfVersion   *int64            `json:"if_version,omitempty"`
+	ClusterID   string            `json:"cluster_id,omitempty"`
+	Broker      *brokerRecord     `json:"broker,omitempty"`
+	Name        string            `json:"name,omitempty"`
+	TopicID     string            `json:"topic_id,omitempty"` // metadata.FormatID
+	Configs     map[string]string `json:"configs,omitempty"`
+	Replicas    [][]int32         `json:"replicas,omitempty"` // of new partitions, in order
+	FirstIndex  int32             `json:"first_index,omitempty"`
+	ProducerIDs int64             `json:"producer_ids,omitempty"` // block size
+}
+
+// brokerRecord is a registered broker.
+type brokerRecord struct {
+	NodeID      int32   `json:"node_id"`
+	Host        string  `json:"host"`
+	Port        int32   `json:"port"`
+	Rack        *string `json:"rack,omitempty"`
+	Incarnation string  `json:"incarnation"`
+}
+
+func encodeCommand(c *command) ([]byte, error) {
+	js, err := json.Marshal(c)
+	if err != nil {
+		return nil, fmt.Errorf("controller: encode command: %w", err)
+	}
+	return append([]byte{commandVersion}, js...), nil
+}
+
+// decodeCommand parses a log entry. Entries come from peers, so anything
+// malformed is an error, never a panic.
+func decodeCommand(data []byte) (*command, error) {
+	if len(data) == 0 || data[0] != commandVersion {
+		return nil, errors.New("controller: command: missing or unknown version byte")
+	}
+	if len(data) > maxCommandBytes {
+		return nil, fmt.Errorf("controller: command: %d bytes exceeds the limit", len(data))
+	}
+	var c command
+	if err := decodeStrict(data[1:], &c); err != nil {
+		return nil, fmt.Errorf("controller: command: %w", err)
+	}
+	return &c, nil
+}
+
+func decodeStrict(data []byte, v any) error {
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return err
+	}
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+		return errors.New("trailing data after the JSON object")
+	}
+	return nil
+}
+
+// state is the replicated state. A state is immutable once published:
+// apply builds a new one.
+type state struct {
+	// Version counts applied state changes; identical on every node after
+	// the same log prefix.
+	Version       int64
+	ClusterID     string
+	ProducerIDEnd int64 // no producer ID at or above it was ever handed out
+	Brokers       map[int32]brokerRecord
+	Topics        map[string]*metadata.Topic
+	TopicsByID    map[[16]byte]*metadata.Topic
+}
+
+func emptyState() *state {
+	return &state{Brokers: map[int32]brokerRecord{}, Topics: map[string]*metadata.Topic{},
+		TopicsByID: map[[16]byte]*metadata.Topic{}}
+}
+
+func (s *state) clone() *state {
+	n := *s
+	n.Brokers = maps.Clone(s.Brokers)
+	n.Topics = maps.Clone(s.Topics)
+	n.TopicsByID = maps.Clone(s.TopicsByID)
+	return &n
+}
+
+// applyResult is what FSM.Apply returns to the proposer.
+type applyResult struct {
+	err             error
+	producerIDStart int64
+}
+
+var errStale = errors.New("controller: command computed from an outdated state")
+
+// fsm is the raft.FSM. Apply runs on raft's goroutine; current may be read
+// from any goroutine.
+type fsm struct {
+	mu       sync.Mutex
+	st       *state
+	onChange func(*state) // called with mu held, after every change
+}
+
+var _ raft.FSM = (*fsm)(nil)
+
+func (f *fsm) current() *state {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.st
+}
+
+func (f *fsm) Apply(l *raft.Log) any {
+	c, err := decodeCommand(l.Data)
+	if err != nil {
+		return &applyResult{err: err}
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	next, res := applyCommand(f.st, c)
+	if res.err == nil && next != f.st {
+		f.st = next
+		f.onChange(next)
+	}
+	return res
+}
+
+// applyCommand is the deterministic transition. It re-checks every
+// invariant the controller already checked, so a command that was valid
+// against an older state cannot corrupt a newer one.
+func applyCommand(cur *state, c *command) (*state, *applyResult) {
+	fail := func(err error) (*state, *applyResult) { return cur, &applyResult{err: err} }
+	if c.IfVersion != nil && *c.IfVersion != cur.Version {
+		return fail(errStale)
+	}
+	if cur.Version == math.MaxInt64 {
+		return fail(errors.New("controller: state version exhausted"))
+	}
+	next := cur.clone()
+	next.Version++
+	res := &applyResult{}
+	switch c.Op {
+	case opInit:
+		if cur.ClusterID != "" {
+			return fail(errors.New("controller: cluster already initialized"))
+		}
+		if _, err := metadata.ParseID(c.ClusterID); err != nil {
+			return fail(err)
+		}
+		next.ClusterID = c.ClusterID
+	case opRegister:
+		b := c.Broker
+		if b == nil || b.NodeID < 0 || b.Host == "" || b.Port < 0 || b.Port > 65535 || b.Incarnation == "" {
+			return fail(errors.New("controller: invalid broker registration"))
+		}
+		next.Brokers[b.NodeID] = *b
+	case opCreateTopic:
+		t, err := topicFromCommand(cur, c)
+		if err != nil {
+			return fail(err)
+		}
+		next.Topics[t.Name] = t
+		next.TopicsByID[t.ID] = t
+	case opDeleteTopic:
+		t := cur.Topics[c.Name]
+		if t == nil {
+			return fail(unknownTopic(c.Name))
+		}
+		delete(next.Topics, t.Name)
+		delete(next.TopicsByID, t.ID)
+	case opCreatePartitions:
+		t := cur.Topics[c.Name]
+		if t == nil {
+			return fail(unknownTopic(c.Name))
+		}
+		if int(c.FirstIndex) != len(t.Partitions) || len(c.Replicas) == 0 {
+			return fail(errStale)
+		}
+		parts, err := buildPartitions(cur, c.FirstIndex, c.Replicas)
+		if err != nil {
+			return fail(err)
+		}
+		nt := *t
+		nt.Partitions = append(t.Partitions[:len(t.Partitions):len(t.Partitions)], parts...)
+		next.Topics[nt.Name] = &nt
+		next.TopicsByID[nt.ID] = &nt
+	case opAlterConfigs:
+		t := cur.Topics[c.Name]
+		if t == nil {
+			return fail(unknownTopic(c.Name))
+		}
+		nt := *t
+		nt.Configs = maps.Clone(c.Configs)
+		if nt.Configs == nil {
+			nt.Configs = map[string]string{}
+		}
+		next.Topics[nt.Name] = &nt
+		next.TopicsByID[nt.ID] = &nt
+	case opProducerIDs:
+		if c.ProducerIDs < 1 || cur.ProducerIDEnd > math.MaxInt64-c.ProducerIDs {
+			return fail(errors.New("controller: producer ID space exhausted"))
+		}
+		res.producerIDStart = cur.ProducerIDEnd
+		next.ProducerIDEnd = cur.ProducerIDEnd + c.ProducerIDs
+	default:
+		return fail(fmt.Errorf("controller: unknown command %q", c.Op))
+	}
+	return next, res
+}
+
+func topicFromCommand(cur *state, c *command) (*metadata.Topic, error) {
+	if err := metadata.ValidateTopicName(c.Name); err != nil {
+		return nil, err
+	}
+	if cur.Topics[c.Name] != nil {
+		return nil, topicExists(c.Name)
+	}
+	id, err := metadata.ParseID(c.TopicID)
+	if err != nil {
+		return nil, err
+	}
+	if id == ([16]byte{}) || cur.TopicsByID[id] != nil {
+		return nil, fmt.Errorf("controller: topic ID %s is zero or in use", c.TopicID)
+	}
+	if len(c.Replicas) == 0 {
+		return nil, newError(metadata.ErrInvalidPartitions, "Number of partitions must be larger than 0.")
+	}
+	parts, err := buildPartitions(cur, 0, c.Replicas)
+	if err != nil {
+		return nil, err
+	}
+	configs := maps.Clone(c.Configs)
+	if configs == nil {
+		configs = map[string]string{}
+	}
+	return &metadata.Topic{Name: c.Name, ID: id, Internal: metadata.IsInternalTopic(c.Name),
+		Configs: configs, Partitions: parts}, nil
+}
+
+// buildPartitions checks replica lists against the registered brokers and
+// builds partitions first, first+1, ... led by their first replica.
+func buildPartitions(cur *state, first int32, lists [][]int32) ([]metadata.Partition, error) {
+	parts := make([]metadata.Partition, len(lists))
+	for i, replicas := range lists {
+		if err := checkReplicas(cur, first+int32(i), replicas, len(lists[0])); err != nil {
+			return nil, err
+		}
+		parts[i] = metadata.Partition{Index: first + int32(i), Leader: replicas[0], LeaderEpoch: 0,
+			Replicas: slices.Clone(replicas), ISR: slices.Clone(replicas)}
+	}
+	return parts, nil
+}
+
+// checkReplicas validates one manual replica list, with Kafka's messages.
+func checkReplicas(cur *state, p int32, replicas []int32, wantRF int) error {
+	if len(replicas) == 0 {
+		return newError(metadata.ErrInvalidReplicaAssignment, fmt.Sprintf(
+			"The manual partition assignment for partition %d is an empty replica list.", p))
+	}
+	for j, r := range replicas {
+		if _, ok := cur.Brokers[r]; !ok {
+			return newError(metadata.ErrInvalidReplicaAssignment, fmt.Sprintf(
+				"The manual partition assignment includes broker %d, but no such broker is registered.", r))
+		}
+		if slices.Contains(replicas[:j], r) {
+			return newError(metadata.ErrInvalidReplicaAssignment, fmt.Sprintf(
+				"The manual partition assignment includes the broker %d more than once.", r))
+		}
+	}
+	if len(replicas) != wantRF {
+		return newError(metadata.ErrInvalidReplicaAssignment, fmt.Sprintf(
+			"The manual partition assignment includes a partition with %d replica(s), but this is not consistent with previous partitions, which have %d replica(s).",
+			len(replicas), wantRF))
+	}
+	return nil
+}
+
+// snapshotBody is the JSON of a snapshot (after the version byte).
+type snapshotBody struct {
+	Version       int64            `json:"version"`
+	ClusterID     string           `json:"cluster_id"`
+	ProducerIDEnd int64            `json:"producer_id_end"`
+	Brokers       []brokerRecord   `json:"brokers"`
+	Topics        []*metadata.Topic `json:"topics"`
+}
+
+func encodeState(st *state) ([]byte, error) {
+	body := snapshotBody{Version: st.Version, ClusterID: st.ClusterID, ProducerIDEnd: st.ProducerIDEnd}
+	for _, id := range slices.Sorted(maps.Keys(st.Brokers)) {
+		body.Brokers = append(body.Brokers, st.Brokers[id])
+	}
+	for _, name := range slices.Sorted(maps.Keys(st.Topics)) {
+		body.Topics = append(body.Topics, st.Topics[name])
+	}
+	js, err := json.Marshal(body)
+	if err != nil {
+		return nil, fmt.Errorf("controller: encode snapshot: %w", err)
+	}
+	return append([]byte{commandVersion}, js...), nil
+}
+
+// decodeState parses and checks a snapshot.
+func decodeState(data []byte) (*state, error) {
+	if len(data) == 0 || data[0] != commandVersion {
+		return nil, errors.New("controller: snapshot: missing or unknown version byte")
+	}
+	var body snapshotBody
+	if err := decodeStrict(data[1:], &body); err != nil {
+		return nil, fmt.Errorf("controller: snapshot: %w", err)
+	}
+	st := emptyState()
+	st.Version, st.ClusterID, st.ProducerIDEnd = body.Version, body.ClusterID, body.ProducerIDEnd
+	if st.Version < 0 || st.ProducerIDEnd < 0 {
+		return nil, errors.New("controller: snapshot: negative version or producer ID end")
+	}
+	for _, b := range body.Brokers {
+		st.Brokers[b.NodeID] = b
+	}
+	for _, t := range body.Topics {
+		if t == nil || len(t.Partitions) == 0 || st.Topics[t.Name] != nil || st.TopicsByID[t.ID] != nil {
+			return nil, errors.New("controller: snapshot: duplicate or empty topic")
+		}
+		if err := metadata.ValidateTopicName(t.Name); err != nil {
+			return nil, fmt.Errorf("controller: snapshot: %w", err)
+		}
+		for i, p := range t.Partitions {
+			if p.Index != int32(i) || len(p.Replicas) == 0 {
+				return nil, fmt.Errorf("controller: snapshot: topic %q partition %d is malformed", t.Name, i)
+			}
+		}
+		if t.Configs == nil {
+			t.Configs = map[string]string{}
+		}
+		t.Internal = metadata.IsInternalTopic(t.Name)
+		st.Topics[t.Name] = t
+		st.TopicsByID[t.ID] = t
+	}
+	return st, nil
+}
+
+func (f *fsm) Snapshot() (raft.FSMSnapshot, error) {
+	return fsmSnapshot{st: f.current()}, nil
+}
+
+func (f *fsm) Restore(rc io.ReadCloser) error {
+	defer rc.Close()
+	data, err := io.ReadAll(io.LimitReader(rc, maxCommandBytes*4))
+	if err != nil {
+		return fmt.Errorf("controller: read snapshot: %w", err)
+	}
+	st, err := decodeState(data)
+	if err != nil {
+		return err
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.st = st
+	f.onChange(st)
+	return nil
+}
+
+// fsmSnapshot holds an immutable state, so Persist may run concurrently
+// with Apply.
+type fsmSnapshot struct{ st *state }
+
+func (s fsmSnapshot) Persist(sink raft.SnapshotSink) error {
+	data, err := encodeState(s.st)
+	if err == nil {
+		_, err = sink.Write(data)
+	}
+	if err != nil {
+		sink.Cancel()
+		return fmt.Errorf("controller: persist snapshot: %w", err)
+	}
+	return sink.Close()
+}
+
+func (fsmSnapshot) Release() {}
