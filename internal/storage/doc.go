@@ -143,6 +143,21 @@
 // (offsets and batch boundaries preserved, no merging) and swaps each in
 // with the crash-safe .cleaned → .swap → .log protocol.
 //
+// # Followers
+//
+// A follower copies its leader's log with AppendReplicated (replicated.go)
+// and cuts it at a divergence with Truncate. Batches are stored byte for
+// byte as the leader has them (offsets, partition leader epochs,
+// LogAppendTime already set), after checking framing, CRC-32C and
+// increasing offsets; the first batch may not start below the log end
+// but may start above it (the leader's cleaner drops emptied batches).
+// Epochs newer than the cache's latest are learned from the batches, and
+// producer state is updated without sequence checks, run by run, so a
+// producer snapshot written at a roll inside one append is exact. In
+// FlushOnAck mode the follower must Sync to its new log end before its
+// next fetch reports that offset to the leader (Log.FlushOnAck tells the
+// mode): the leader counts the fetch offset as replicated.
+//
 // # Truncation
 //
 // Truncate (for replication) removes whole batches from the one holding

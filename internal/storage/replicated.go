@@ -1,0 +1,183 @@
+package storage
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"path/filepath"
+
+	"github.com/streambus/streambus/internal/recordbatch"
+)
+
+// ErrUnexpectedAppendOffset rejects a replicated append whose first batch
+// starts below the log end offset (Kafka's UnexpectedAppendOffsetException):
+// the follower fetched from the wrong offset, or the log changed under it.
+var ErrUnexpectedAppendOffset = errors.New("storage: replicated batch below the log end offset")
+
+// AppendReplicated writes record batches fetched from the partition
+// leader at the end of the log, as a follower does (Kafka's
+// appendAsFollower). Unlike Append it keeps the batches byte for byte:
+// base offsets and partition leader epochs are the leader's, no
+// LogAppendTime is stamped and no producer sequence is checked (the
+// leader did that). It does check what a network hop or a confused
+// fetcher could break: every batch must be whole, with a valid CRC
+// (ErrCorrupt otherwise), base offsets must increase from batch to batch,
+// and the first batch must not start below LogEndOffset
+// (ErrUnexpectedAppendOffset). A first batch starting above it is
+// accepted, as in Kafka: compaction on the leader drops emptied batches,
+// so a compacted log has gaps that followers copy.
+//
+// The leader epoch cache learns every epoch newer than its latest from
+// the batches' partitionLeaderEpoch (at that batch's base offset), and
+// the producer table records each idempotent batch. Batches are split
+// across segments as segment.bytes requires. Like Append it does not
+// fsync: in FlushOnAck mode a follower must Sync up to the new log end
+// before it reports that offset to the leader (see FlushOnAck). A write
+// error fails the log.
+func (l *Log) AppendReplicated(records []byte) (AppendResult, error) {
+	res := AppendResult{BaseOffset: -1, LastOffset: -1, LogAppendTime: -1}
+	hdrs, err := validateReplicated(records)
+	if err != nil {
+		return res, err
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.closed {
+		return res, ErrClosed
+	}
+	if l.failed != nil {
+		return res, l.failed
+	}
+	res.LogStartOffset = l.logStart
+	if first := hdrs[0].BaseOffset; first < l.logEnd {
+		return res, fmt.Errorf("%w: first batch at %d, log end offset of %v is %d", ErrUnexpectedAppendOffset, first, l.id, l.logEnd)
+	}
+	for _, h := range hdrs {
+		if h.Size() > l.cfg.SegmentBytes || h.Size() > maxSegmentPosition {
+			return res, fmt.Errorf("%w: batch of %d bytes, segment.bytes %d", ErrRecordTooLarge, h.Size(), l.cfg.SegmentBytes)
+		}
+	}
+	nowMs := l.opts.Now().UnixMilli()
+	if err := l.learnEpochsLocked(hdrs); err != nil {
+		return res, err
+	}
+	// Write runs of batches that fit the active segment, rolling between
+	// runs, so a large fetch does not overfill one segment.
+	p := int64(0)
+	for i := 0; i < len(hdrs); {
+		j, n := i+1, hdrs[i].Size()
+		room := l.cfg.SegmentBytes - l.activeLocked().size
+		for j < len(hdrs) && n+hdrs[j].Size() <= room {
+			n += hdrs[j].Size()
+			j++
+		}
+		if err := l.writeReplicatedLocked(records[p:p+n], hdrs[i:j], nowMs); err != nil {
+			return res, err
+		}
+		p += n
+		i = j
+	}
+	res.BaseOffset, res.LastOffset = hdrs[0].BaseOffset, hdrs[len(hdrs)-1].LastOffset()
+	if l.opts.FlushOnAck {
+		l.requestFlush()
+	} else {
+		l.notifyLocked()
+	}
+	return res, nil
+}
+
+// learnEpochsLocked adds the epochs of hdrs that are newer than the
+// cache's latest, and checkpoints the cache once, before the data is
+// written (as Append does).
+func (l *Log) learnEpochsLocked(hdrs []recordbatch.Header) error {
+	es, changed := l.epochs, false
+	for _, h := range hdrs {
+		var c bool
+		if es, c = epochsAssign(es, h.PartitionLeaderEpoch, h.BaseOffset); c {
+			changed = true
+		}
+	}
+	if !changed {
+		return nil
+	}
+	if err := writeCheckpoint(l.fs, filepath.Join(l.dir, leaderEpochFile), ckKindLeaderEpoch, encodeEpochs(es)); err != nil {
+		return err
+	}
+	l.epochs = es
+	return nil
+}
+
+// writeReplicatedLocked writes records (whole batches, described by hdrs)
+// into the active segment after rolling if needed, and records their
+// producers.
+func (l *Log) writeReplicatedLocked(records []byte, hdrs []recordbatch.Header, nowMs int64) error {
+	last := hdrs[len(hdrs)-1].LastOffset()
+	if err := l.maybeRollLocked(int64(len(records)), last+1-l.logEnd, nowMs); err != nil {
+		return err
+	}
+	active := l.activeLocked()
+	if last-active.base > math.MaxUint32 {
+		// Only a gap of 2^32 offsets could do this; the index cannot
+		// describe it.
+		return fmt.Errorf("%w: batch ending at %d too far past segment %d", ErrCorrupt, last, active.base)
+	}
+	pos := active.size
+	if _, err := active.f.WriteAt(records, pos); err != nil {
+		return l.failLocked(fmt.Errorf("storage: replicated append to segment %d of %v: %w", active.base, l.id, err))
+	}
+	for _, h := range hdrs {
+		if err := active.appendIndexes(h, pos, l.intervalLocked()); err != nil {
+			return l.failLocked(err)
+		}
+		pos += h.Size()
+	}
+	active.size = pos
+	active.next = last + 1
+	l.size += int64(len(records))
+	l.logEnd = last + 1
+	// Before the next run's roll, which snapshots the table as of the
+	// log end.
+	for _, h := range hdrs {
+		l.producers.Update(h, nowMs)
+	}
+	return nil
+}
+
+// validateReplicated splits records into whole, CRC-checked batches with
+// increasing offsets. The bytes come from another broker over the
+// network, so nothing is trusted.
+func validateReplicated(records []byte) ([]recordbatch.Header, error) {
+	var hdrs []recordbatch.Header
+	for p := 0; p < len(records); {
+		h, err := recordbatch.ParseHeader(records[p:])
+		if err != nil {
+			return nil, fmt.Errorf("%w: replicated batch at byte %d: %v", ErrCorrupt, p, err)
+		}
+		if h.Size() > int64(len(records)-p) {
+			return nil, fmt.Errorf("%w: replicated batch of %d bytes with %d left", ErrCorrupt, h.Size(), len(records)-p)
+		}
+		if _, err := recordbatch.Validate(records[p : p+int(h.Size())]); err != nil {
+			return nil, fmt.Errorf("%w: replicated batch at offset %d: %v", ErrCorrupt, h.BaseOffset, err)
+		}
+		if h.BaseOffset < 0 || h.BaseOffset > math.MaxInt64-int64(h.LastOffsetDelta)-1 {
+			return nil, fmt.Errorf("%w: replicated batch with base offset %d", ErrCorrupt, h.BaseOffset)
+		}
+		if n := len(hdrs); n > 0 && h.BaseOffset <= hdrs[n-1].LastOffset() {
+			return nil, fmt.Errorf("%w: replicated batch at %d does not follow batch ending at %d", ErrCorrupt, h.BaseOffset, hdrs[n-1].LastOffset())
+		}
+		hdrs = append(hdrs, h)
+		p += int(h.Size())
+	}
+	if len(hdrs) == 0 {
+		return nil, fmt.Errorf("%w: no record batch", ErrCorrupt)
+	}
+	return hdrs, nil
+}
+
+// FlushOnAck reports whether the log runs in the durable mode
+// (log.flush.mode=ack), where HighWatermark is the fsynced offset. A
+// follower in this mode must Sync(LogEndOffset()) after AppendReplicated
+// and before its next fetch reports the new end to the leader: the leader
+// counts a follower's fetch offset as replicated, and acks=all must not
+// count data a follower crash could lose.
+func (l *Log) FlushOnAck() bool { return l.opts.FlushOnAck }
