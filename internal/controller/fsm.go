@@ -316,10 +316,10 @@ func checkReplicas(cur *state, p int32, replicas []int32, wantRF int) error {
 
 // snapshotBody is the JSON of a snapshot (after the version byte).
 type snapshotBody struct {
-	Version       int64            `json:"version"`
-	ClusterID     string           `json:"cluster_id"`
-	ProducerIDEnd int64            `json:"producer_id_end"`
-	Brokers       []brokerRecord   `json:"brokers"`
+	Version       int64             `json:"version"`
+	ClusterID     string            `json:"cluster_id"`
+	ProducerIDEnd int64             `json:"producer_id_end"`
+	Brokers       []brokerRecord    `json:"brokers"`
 	Topics        []*metadata.Topic `json:"topics"`
 }
 

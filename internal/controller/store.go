@@ -406,6 +406,11 @@ func (s *Store) exec(ctx context.Context, req *request) (*response, error) {
 		default:
 			resp, err, retry = s.forward(ctx, string(addr), req)
 		}
+		// A producer-ID block that may or may not have been reserved is
+		// simply skipped, so allocation retries even ambiguous failures.
+		if req.Op == opProducerIDs && err != nil && !errors.Is(err, metadata.ErrClosed) {
+			retry = true
+		}
 		if !retry {
 			return resp, err
 		}

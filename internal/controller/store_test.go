@@ -30,7 +30,7 @@ func testConfig(t *testing.T, id int32, addr string, voters map[int32]string, di
 	return Config{NodeID: id, RaftAddr: addr, Voters: voters, Dir: dir,
 		KafkaHost: "localhost", KafkaPort: 9092 + id,
 		HeartbeatInterval: 50 * time.Millisecond, SessionTimeout: time.Second,
-		RaftTimeout: 100 * time.Millisecond,
+		RaftTimeout: 300 * time.Millisecond,
 		ValidateConfigs: func(c map[string]string) error {
 			if v, ok := c["cleanup.policy"]; ok && v != "delete" && v != "compact" {
 				return fmt.Errorf("Invalid value %s for configuration cleanup.policy", v)

@@ -122,12 +122,14 @@ func (m *muxLayer) route(c net.Conn) {
 	}
 	switch tag[0] {
 	case tagRaft:
-		// Raft owns the connection from here; its transport closes it.
-		m.untrack(c)
+		// Raft owns the connection from here. It stays tracked: raft's
+		// transport does not close inbound connections when it shuts
+		// down, so Close must, or their handlers block in Read forever.
+		tc := &trackedConn{Conn: c, m: m}
 		select {
-		case m.raftCh <- c:
+		case m.raftCh <- tc:
 		case <-m.done:
-			c.Close()
+			tc.Close()
 		}
 	case tagForward:
 		defer m.untrack(c)
@@ -137,6 +139,18 @@ func (m *muxLayer) route(c net.Conn) {
 		m.log.Warn("controller: connection with unknown tag", "tag", tag[0], "remote", c.RemoteAddr())
 		c.Close()
 	}
+}
+
+// trackedConn untracks itself when closed.
+type trackedConn struct {
+	net.Conn
+	m    *muxLayer
+	once sync.Once
+}
+
+func (c *trackedConn) Close() error {
+	c.once.Do(func() { c.m.untrack(c.Conn) })
+	return c.Conn.Close()
 }
 
 // Accept returns the next raft connection.
@@ -185,5 +199,9 @@ func (m *muxLayer) dial(address string, tag byte, timeout time.Duration) (net.Co
 		c.Close()
 		return nil, err
 	}
-	return c, nil
+	if !m.track(c) {
+		c.Close()
+		return nil, net.ErrClosed
+	}
+	return &trackedConn{Conn: c, m: m}, nil
 }
