@@ -30,6 +30,7 @@ package integration
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"fmt"
 	"os"
 	"slices"
@@ -41,6 +42,7 @@ import (
 	"github.com/confluentinc/confluent-kafka-go/v2/kafka"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
 const (
@@ -290,11 +292,15 @@ func rdkProduceValues(t testing.TB, b *broker, topic string, from int64, n int, 
 }
 
 // newRdkProducer returns a librdkafka producer closed when the test ends.
+// Its linger is long, so batches are cut by rdkProduce's Flush (which
+// ignores linger.ms) and not by timing: a batch that happened to hold one
+// short record would go out uncompressed, since librdkafka sends a batch
+// uncompressed whenever compression does not make it smaller.
 func newRdkProducer(t testing.TB, b *broker, name string, extra kafka.ConfigMap) *kafka.Producer {
 	t.Helper()
 	cfg, l := rdkConfig(b, name)
 	withLogDump(t, l)
-	cfg["linger.ms"] = 5
+	cfg["linger.ms"] = 60000
 	for k, v := range extra {
 		cfg[k] = v
 	}
@@ -307,36 +313,47 @@ func newRdkProducer(t testing.TB, b *broker, name string, extra kafka.ConfigMap)
 	return p
 }
 
-// rdkProduce sends msgs in order, waits for every delivery report and
-// returns them in the order they arrived. An error event or a failed
-// delivery fails the test.
+// rdkProduce sends msgs in order, flushes, and returns their delivery
+// reports in the order they arrived. A failed delivery or an error event
+// fails the test.
 func rdkProduce(t testing.TB, p *kafka.Producer, msgs []*kafka.Message) []*kafka.Message {
 	t.Helper()
+	// Reports go to their own channel: Flush waits for Producer.Len, which
+	// counts unread reports on the Events channel too.
+	reports := make(chan kafka.Event, len(msgs))
 	for i, m := range msgs {
-		if err := p.Produce(m, nil); err != nil {
+		if err := p.Produce(m, reports); err != nil {
 			t.Fatalf("produce message %d: %v", i, err)
 		}
 	}
-	var out []*kafka.Message
-	timeout := time.After(rdkWait)
-	for len(out) < len(msgs) {
+	if n := p.Flush(int(rdkWait / time.Millisecond)); n != 0 {
+		t.Fatalf("%d of %d messages not delivered within %v", n, len(msgs), rdkWait)
+	}
+	for {
 		select {
 		case ev := <-p.Events():
-			switch ev := ev.(type) {
-			case *kafka.Message:
-				if err := ev.TopicPartition.Error; err != nil {
-					t.Fatalf("delivery of a message to partition %d failed: %v", ev.TopicPartition.Partition, err)
-				}
-				out = append(out, ev)
-			case kafka.Error:
-				t.Fatalf("producer error (code %v, fatal %v): %v", ev.Code(), ev.IsFatal(), ev)
+			if err, ok := ev.(kafka.Error); ok {
+				t.Fatalf("producer error (code %v, fatal %v): %v", err.Code(), err.IsFatal(), err)
 			}
-		case <-timeout:
-			t.Fatalf("%d of %d delivery reports within %v", len(out), len(msgs), rdkWait)
+			continue
+		default:
 		}
+		break
 	}
 	if err := p.GetFatalError(); err != nil {
 		t.Fatalf("producer fatal error: %v", err)
+	}
+	out := make([]*kafka.Message, 0, len(msgs))
+	for range msgs {
+		switch ev := (<-reports).(type) {
+		case *kafka.Message:
+			if err := ev.TopicPartition.Error; err != nil {
+				t.Fatalf("delivery of a message to partition %d failed: %v", ev.TopicPartition.Partition, err)
+			}
+			out = append(out, ev)
+		default:
+			t.Fatalf("unexpected delivery event %T: %v", ev, ev)
+		}
 	}
 	return out
 }
@@ -393,20 +410,84 @@ func kgoReadAll(t testing.TB, b *broker, topic string, want map[int32]int) map[i
 	return got
 }
 
-// checkFirstCodec asserts that the first n records of every partition were
-// written in batches compressed with codec (kgo reports the codec of the
-// batch each record came in).
-func checkFirstCodec(t testing.TB, b *broker, topic string, n int, codec uint8, name string) {
+// rdkBatches returns the headers of every record batch of a partition, read
+// with Fetch v11: zstd batches need Fetch v10 or later.
+func rdkBatches(t testing.TB, b *broker, topic string, partition int32) []kmsg.RecordBatch {
 	t.Helper()
-	want := map[int32]int{}
-	for p := int32(0); p < rdkPartitions; p++ {
-		want[p] = n
-	}
-	for p, recs := range kgoReadAll(t, b, topic, want) {
-		for _, r := range recs[:n] {
-			if got := r.Attrs.CompressionType(); got != codec {
-				t.Fatalf("record %d@%d came in a batch with codec %d, want %d (%s)", p, r.Offset, got, codec, name)
+	rc := dialRaw(t, b)
+	var out []kmsg.RecordBatch
+	offset := int64(0)
+	for range 1000 {
+		req := kmsg.NewPtrFetchRequest()
+		req.Version = 11
+		req.MaxWaitMillis = 100
+		req.MaxBytes = 8 << 20
+		ft := kmsg.NewFetchRequestTopic()
+		ft.Topic = topic
+		fp := kmsg.NewFetchRequestTopicPartition()
+		fp.Partition = partition
+		fp.FetchOffset = offset
+		fp.PartitionMaxBytes = 4 << 20
+		ft.Partitions = append(ft.Partitions, fp)
+		req.Topics = append(req.Topics, ft)
+		resp := rc.roundTrip(req).(*kmsg.FetchResponse)
+		if len(resp.Topics) != 1 || len(resp.Topics[0].Partitions) != 1 {
+			t.Fatalf("fetch %s/%d: malformed response %+v", topic, partition, resp)
+		}
+		p := resp.Topics[0].Partitions[0]
+		if p.ErrorCode != 0 {
+			t.Fatalf("fetch v11 %s/%d at %d: error code %d", topic, partition, offset, p.ErrorCode)
+		}
+		raw := p.RecordBatches
+		for len(raw) >= 12 {
+			size := int(int32(binary.BigEndian.Uint32(raw[8:]))) + 12
+			if size > len(raw) {
+				break // a partial batch at the end of a fetch is allowed
 			}
+			var rb kmsg.RecordBatch
+			if err := rb.ReadFrom(raw[:size]); err != nil {
+				t.Fatalf("fetch %s/%d: decode batch: %v", topic, partition, err)
+			}
+			out = append(out, rb)
+			offset = rb.FirstOffset + int64(rb.LastOffsetDelta) + 1
+			raw = raw[size:]
+		}
+		if offset >= p.HighWatermark {
+			return out
+		}
+	}
+	t.Fatalf("fetch %s/%d: no progress to the high watermark", topic, partition)
+	return nil
+}
+
+// checkRdkCodec asserts that librdkafka compressed what it wrote to the
+// first n offsets of every partition with codec. librdkafka sends a batch
+// uncompressed when compression does not shrink it, which tiny batches may
+// do, so only batches of several records are held to codec; every batch
+// must be codec or none, and every partition must have a compressed one.
+// A broker whose advertised versions put librdkafka off compression
+// entirely fails this.
+func checkRdkCodec(t testing.TB, b *broker, topic string, n int64, codec int8, setting string) {
+	t.Helper()
+	for p := int32(0); p < rdkPartitions; p++ {
+		compressed := 0
+		var shapes []string
+		for _, rb := range rdkBatches(t, b, topic, p) {
+			if rb.FirstOffset >= n {
+				break
+			}
+			got := int8(rb.Attributes & 7)
+			shapes = append(shapes, fmt.Sprintf("%d@%d codec %d", rb.NumRecords, rb.FirstOffset, got))
+			switch {
+			case got == codec:
+				compressed++
+			case got != 0 || rb.NumRecords >= 8:
+				t.Errorf("partition %d: librdkafka (%s) wrote a batch of %d records at %d with codec %d, want %d",
+					p, setting, rb.NumRecords, rb.FirstOffset, got, codec)
+			}
+		}
+		if compressed == 0 {
+			t.Errorf("partition %d: no batch written by librdkafka (%s) is compressed with codec %d: %v", p, setting, codec, shapes)
 		}
 	}
 }
@@ -441,7 +522,7 @@ func rdkGroupScenario(t *testing.T, b *broker, extra kafka.ConfigMap, checks rdk
 	// silently sends uncompressed batches otherwise, hence the codec check.
 	rdkProduceValues(t, b, topic, 0, rdkPerPartition, kafka.ConfigMap{"compression.type": "zstd", "acks": "all"})
 	kgoProduceValues(t, b, topic, rdkPerPartition, rdkPerPartition)
-	checkFirstCodec(t, b, topic, rdkPerPartition, 4, "librdkafka compression.type=zstd")
+	checkRdkCodec(t, b, topic, rdkPerPartition, 4, "compression.type=zstd")
 	want := map[int32]int64{}
 	for p := int32(0); p < rdkPartitions; p++ {
 		want[p] = 2 * rdkPerPartition
@@ -750,9 +831,6 @@ func TestLibrdkafkaIdempotentProducer(t *testing.T) {
 		}
 		sent = append(sent, msgs...)
 	}
-	if n := p.Flush(int(rdkWait / time.Millisecond)); n != 0 {
-		t.Fatalf("%d messages still queued", n)
-	}
 
 	// What each partition must hold, in order: librdkafka keeps order per
 	// partition (idempotence guarantees it even across retries).
@@ -810,11 +888,12 @@ func TestLibrdkafkaIdempotentProducer(t *testing.T) {
 
 	t.Run("sequences", func(t *testing.T) {
 		for part := int32(0); part < rdkPartitions; part++ {
-			batches := fetchBatches(t, b, topic, part)
+			batches := rdkBatches(t, b, topic, part)
 			next := int32(0)
 			for _, rb := range batches {
-				if rb.FirstSequence != next {
-					t.Errorf("partition %d batch at %d: first sequence %d, want %d", part, rb.FirstOffset, rb.FirstSequence, next)
+				if rb.FirstSequence != next || rb.ProducerID < 0 || rb.ProducerEpoch < 0 {
+					t.Errorf("partition %d batch at %d: producer %d epoch %d first sequence %d, want a producer ID, an epoch and sequence %d",
+						part, rb.FirstOffset, rb.ProducerID, rb.ProducerEpoch, rb.FirstSequence, next)
 				}
 				next = rb.FirstSequence + rb.NumRecords
 			}
