@@ -26,6 +26,12 @@ type Config struct {
 	AdvertisedKafkaAddr string // advertised-kafka-addr, default: kafka-addr (with the bound port if :0)
 	HTTPAddr            string // http-addr, default localhost:9644
 
+	// RaftAddr and Voters make the broker a member of a cluster whose
+	// metadata is replicated by Raft (internal/controller). With no voters
+	// the broker is a single node with a local metadata file.
+	RaftAddr string           // raft-addr, default none: IP:port of this broker's Raft listener
+	Voters   map[int32]string // voters, default none: "1=IP:PORT,2=IP:PORT,3=IP:PORT"
+
 	AutoCreateTopics         bool  // auto.create.topics.enable, default true
 	NumPartitions            int32 // num.partitions, default 1
 	DefaultReplicationFactor int16 // default.replication.factor, default 1

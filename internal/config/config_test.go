@@ -410,3 +410,32 @@ func FuzzParseYAML(f *testing.F) {
 		}
 	})
 }
+
+func TestVoters(t *testing.T) {
+	env := func(kv ...string) func(string) (string, bool) {
+		m := map[string]string{}
+		for i := 0; i+1 < len(kv); i += 2 {
+			m[kv[i]] = kv[i+1]
+		}
+		return func(k string) (string, bool) { v, ok := m[k]; return v, ok }
+	}
+	c, err := Load([]string{"--node-id", "2", "--raft-addr", "127.0.0.2:9093", "--voters", "1=127.0.0.1:9093, 2=127.0.0.2:9093,3=127.0.0.3:9093"}, env())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(c.Voters) != 3 || c.Voters[3] != "127.0.0.3:9093" || c.RaftAddr != "127.0.0.2:9093" {
+		t.Fatalf("voters %v raft %q", c.Voters, c.RaftAddr)
+	}
+	for _, bad := range [][]string{
+		{"--node-id", "4", "--raft-addr", "127.0.0.4:9093", "--voters", "1=127.0.0.1:9093"},       // not a voter
+		{"--node-id", "1", "--voters", "1=127.0.0.1:9093"},                                        // no raft-addr
+		{"--node-id", "1", "--raft-addr", "127.0.0.1:9094", "--voters", "1=127.0.0.1:9093"},       // mismatch
+		{"--node-id", "1", "--raft-addr", "127.0.0.1:9093", "--voters", "1=127.0.0.1:9093,1=x:1"}, // duplicate
+		{"--node-id", "1", "--raft-addr", "127.0.0.1:9093", "--voters", "one=127.0.0.1:9093"},     // bad id
+		{"--node-id", "1", "--raft-addr", "127.0.0.1:9093", "--voters", "1=127.0.0.1"},            // no port
+	} {
+		if _, err := Load(bad, env()); err == nil || !strings.Contains(err.Error(), "voter") && !strings.Contains(err.Error(), "raft-addr") {
+			t.Errorf("%v: got %v", bad, err)
+		}
+	}
+}

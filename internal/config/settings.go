@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 	"net"
+	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -254,6 +255,22 @@ func buildSettings() []setting {
 			false, true, func(c *Config) *string { return &c.AdvertisedKafkaAddr }),
 		addrSetting("http-addr", "Address of the HTTP server for /metrics, /healthz, /readyz and /debug/pprof.",
 			true, false, func(c *Config) *string { return &c.HTTPAddr }),
+		addrSetting("raft-addr", "IP:port of this broker's Raft listener (metadata quorum); required with voters. Outgoing Raft connections are bound to its IP.",
+			true, true, func(c *Config) *string { return &c.RaftAddr }),
+		{
+			key: "voters", flag: "voters", arg: "ID=IP:PORT,...", typ: kmsg.ConfigTypeList,
+			doc: "The metadata quorum's voters (node id=raft address), the same on every broker; empty means a single node with local metadata.",
+			set: func(c *Config, v string) error {
+				m, err := parseVoters(v)
+				if err != nil {
+					return err
+				}
+				c.Voters = m
+				return nil
+			},
+			get:   func(c *Config) string { return formatVoters(c.Voters) },
+			check: func(c *Config) error { return checkVoters(c) },
+		},
 		boolSetting("auto.create.topics.enable", "Create unknown topics on metadata requests and produces.",
 			func(c *Config) *bool { return &c.AutoCreateTopics }),
 		intSetting("num.partitions", "", "Partitions of auto-created topics and of CreateTopics with -1.",
@@ -379,6 +396,63 @@ func checkAssignors(names []string) error {
 		if n != "uniform" && n != "range" {
 			return fmt.Errorf("unknown assignor %q (uniform or range)", n)
 		}
+	}
+	return nil
+}
+
+// parseVoters reads "1=10.0.0.1:9093,2=10.0.0.2:9093".
+func parseVoters(v string) (map[int32]string, error) {
+	v = strings.TrimSpace(v)
+	if v == "" {
+		return nil, nil
+	}
+	out := make(map[int32]string)
+	for _, item := range strings.Split(v, ",") {
+		id, addr, ok := strings.Cut(strings.TrimSpace(item), "=")
+		if !ok {
+			return nil, fmt.Errorf("voter %q is not ID=IP:PORT", item)
+		}
+		n, err := parseInt(id, 0, math.MaxInt32)
+		if err != nil {
+			return nil, fmt.Errorf("voter %q: node id: %v", item, err)
+		}
+		if err := checkAddr(addr, false); err != nil {
+			return nil, fmt.Errorf("voter %q: %v", item, err)
+		}
+		if _, dup := out[int32(n)]; dup {
+			return nil, fmt.Errorf("voter %d is listed twice", n)
+		}
+		out[int32(n)] = addr
+	}
+	return out, nil
+}
+
+func formatVoters(m map[int32]string) string {
+	ids := make([]int, 0, len(m))
+	for id := range m {
+		ids = append(ids, int(id))
+	}
+	sort.Ints(ids)
+	parts := make([]string, 0, len(ids))
+	for _, id := range ids {
+		parts = append(parts, fmt.Sprintf("%d=%s", id, m[int32(id)]))
+	}
+	return strings.Join(parts, ",")
+}
+
+// checkVoters: with voters, this node must be one of them at raft-addr.
+func checkVoters(c *Config) error {
+	if len(c.Voters) == 0 {
+		return nil
+	}
+	addr, ok := c.Voters[c.NodeID]
+	switch {
+	case !ok:
+		return fmt.Errorf("node.id %d is not among the voters %s", c.NodeID, formatVoters(c.Voters))
+	case c.RaftAddr == "":
+		return fmt.Errorf("raft-addr is required with voters")
+	case addr != c.RaftAddr:
+		return fmt.Errorf("voter %d is %s but raft-addr is %s", c.NodeID, addr, c.RaftAddr)
 	}
 	return nil
 }

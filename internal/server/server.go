@@ -26,6 +26,7 @@ import (
 
 	"github.com/streambus/streambus/internal/broker"
 	"github.com/streambus/streambus/internal/config"
+	"github.com/streambus/streambus/internal/controller"
 	"github.com/streambus/streambus/internal/group"
 	"github.com/streambus/streambus/internal/httpserver"
 	"github.com/streambus/streambus/internal/metadata"
@@ -72,18 +73,12 @@ func Run(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
 	}
 
 	start := time.Now()
-	meta, err := metadata.OpenLocal(metadata.LocalConfig{
-		Dir:                      filepath.Join(cfg.DataDir, "meta"),
-		NodeID:                   cfg.NodeID,
-		Host:                     host,
-		Port:                     port,
-		Logger:                   logger,
-		ValidateConfigs:          topicconfig.ValidateAll,
-		DefaultPartitions:        cfg.NumPartitions,
-		DefaultReplicationFactor: cfg.DefaultReplicationFactor,
-	})
+	meta, err := openMetadata(ctx, cfg, host, port, logger)
 	if err != nil {
 		return fmt.Errorf("server: %w", err)
+	}
+	if meta == nil {
+		return nil // stopped while waiting for the metadata quorum
 	}
 	defer meta.Close()
 
@@ -184,6 +179,49 @@ func Run(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
 		logger.Info("stopped cleanly")
 	}
 	return runErr
+}
+
+// openMetadata opens the metadata layer: a Raft-replicated store when
+// voters are configured (it waits, until ctx ends, for the quorum to elect
+// a controller and register this broker), else the single-node file store.
+// It returns nil, nil if ctx ended first.
+func openMetadata(ctx context.Context, cfg config.Config, host string, port int32, logger *slog.Logger) (metadata.Store, error) {
+	if len(cfg.Voters) == 0 {
+		return metadata.OpenLocal(metadata.LocalConfig{
+			Dir:                      filepath.Join(cfg.DataDir, "meta"),
+			NodeID:                   cfg.NodeID,
+			Host:                     host,
+			Port:                     port,
+			Logger:                   logger,
+			ValidateConfigs:          topicconfig.ValidateAll,
+			DefaultPartitions:        cfg.NumPartitions,
+			DefaultReplicationFactor: cfg.DefaultReplicationFactor,
+		})
+	}
+	cs, err := controller.Open(controller.Config{
+		NodeID:                   cfg.NodeID,
+		RaftAddr:                 cfg.RaftAddr,
+		Voters:                   cfg.Voters,
+		Dir:                      filepath.Join(cfg.DataDir, "raft"),
+		KafkaHost:                host,
+		KafkaPort:                port,
+		Logger:                   logger,
+		ValidateConfigs:          topicconfig.ValidateAll,
+		DefaultPartitions:        cfg.NumPartitions,
+		DefaultReplicationFactor: cfg.DefaultReplicationFactor,
+	})
+	if err != nil {
+		return nil, err
+	}
+	logger.Info("waiting for the metadata quorum", "voters", len(cfg.Voters), "raft", cfg.RaftAddr)
+	if err := cs.WaitReady(ctx); err != nil {
+		cs.Close()
+		if ctx.Err() != nil {
+			return nil, nil
+		}
+		return nil, err
+	}
+	return cs, nil
 }
 
 // advertised is the host and port clients are told to use: the advertised
