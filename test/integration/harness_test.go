@@ -134,6 +134,14 @@ func brokerSourceExists() (bool, error) {
 type brokerOpts struct {
 	// Env holds extra STREAMBUS_* settings, e.g. "STREAMBUS_NUM_PARTITIONS=3".
 	Env []string
+	// Args are extra command-line flags (cluster tests: --node-id,
+	// --raft-addr, --voters).
+	Args []string
+	// Host is the loopback IP the broker's listeners use; default 127.0.0.1.
+	Host string
+	// noWait makes start return without waiting for /readyz (a cluster
+	// member is ready only once a quorum is up).
+	noWait bool
 }
 
 // broker is one broker under test: a child process, or an external address.
@@ -180,7 +188,11 @@ func startBroker(t testing.TB, opts brokerOpts) *broker {
 	for attempt := 0; attempt < 3; attempt++ {
 		// Free ports are found by binding and releasing, so another process
 		// can take one in between: retry with fresh ports.
-		b.Addr, b.HTTPAddr = freeAddr(t), freeAddr(t)
+		host := opts.Host
+		if host == "" {
+			host = "127.0.0.1"
+		}
+		b.Addr, b.HTTPAddr = freeAddrOn(t, host), freeAddrOn(t, host)
 		if lastErr = b.start(); lastErr == nil {
 			return b
 		}
@@ -198,6 +210,7 @@ func (b *broker) start() error {
 		"--advertised-kafka-addr", b.Addr,
 		"--http-addr", b.HTTPAddr,
 	}
+	args = append(args, b.opts.Args...)
 	cmd := exec.Command(harness.bin, args...)
 	cmd.Env = append(os.Environ(), b.opts.Env...)
 	if harness.kind == "kfake" {
@@ -213,6 +226,9 @@ func (b *broker) start() error {
 		close(p.exited)
 	}()
 	b.proc = p
+	if b.opts.noWait {
+		return nil
+	}
 	if err := b.waitReady(); err != nil {
 		b.kill()
 		b.t.Logf("broker output:\n%s", p.output.Tail(16<<10))
@@ -344,7 +360,13 @@ func (b *broker) ProcStatus(field string) int64 {
 // freeAddr returns a 127.0.0.1 address whose port was free a moment ago.
 func freeAddr(t testing.TB) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	return freeAddrOn(t, "127.0.0.1")
+}
+
+// freeAddrOn returns an address on host whose port was free a moment ago.
+func freeAddrOn(t testing.TB, host string) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", net.JoinHostPort(host, "0"))
 	if err != nil {
 		t.Fatalf("find free port: %v", err)
 	}
