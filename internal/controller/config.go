@@ -51,6 +51,9 @@ type Config struct {
 	// as alive (broker.session.timeout.ms). Default 9s; must exceed
 	// HeartbeatInterval.
 	SessionTimeout time.Duration
+	// LivenessCheckInterval is how often the controller looks for brokers
+	// whose session expired, to fence them. Default HeartbeatInterval.
+	LivenessCheckInterval time.Duration
 	// RaftTimeout is Raft's heartbeat and election timeout. Default 1s;
 	// must be >= 10ms.
 	RaftTimeout time.Duration
@@ -85,6 +88,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.SessionTimeout == 0 {
 		c.SessionTimeout = 9 * time.Second
+	}
+	if c.LivenessCheckInterval == 0 {
+		c.LivenessCheckInterval = c.HeartbeatInterval
 	}
 	if c.RaftTimeout == 0 {
 		c.RaftTimeout = time.Second
@@ -121,6 +127,8 @@ func (c Config) Validate() error {
 		return fmt.Errorf("controller: config: MaxPartitionsPerTopic %d must be >= 1", c.MaxPartitionsPerTopic)
 	case c.HeartbeatInterval < 0 || c.SessionTimeout <= c.HeartbeatInterval:
 		return fmt.Errorf("controller: config: SessionTimeout %v must exceed HeartbeatInterval %v", c.SessionTimeout, c.HeartbeatInterval)
+	case c.LivenessCheckInterval < 0:
+		return fmt.Errorf("controller: config: LivenessCheckInterval %v is negative", c.LivenessCheckInterval)
 	case c.RaftTimeout < 10*time.Millisecond:
 		return fmt.Errorf("controller: config: RaftTimeout %v must be >= 10ms", c.RaftTimeout)
 	case c.ApplyTimeout < 0:

@@ -59,6 +59,12 @@ var errorKinds = []struct {
 	{"invalid_request", metadata.ErrInvalidRequest},
 	{"closed", metadata.ErrClosed},
 	{"stale_incarnation", errStaleIncarnation},
+	{"not_leader_or_follower", ErrNotLeaderOrFollower},
+	{"fenced_leader_epoch", ErrFencedLeaderEpoch},
+	{"invalid_update_version", ErrInvalidUpdateVersion},
+	{"ineligible_replica", ErrIneligibleReplica},
+	{"election_not_needed", ErrElectionNotNeeded},
+	{"preferred_leader_not_available", ErrPreferredLeaderNotAvailable},
 }
 
 var errStaleIncarnation = errors.New("controller: broker not registered with this incarnation")

@@ -32,6 +32,11 @@ const (
 	opCreatePartitions = "create_partitions"
 	opAlterConfigs     = "alter_configs"
 	opProducerIDs      = "allocate_producer_ids"
+	opFence            = "fence_broker"
+	opUnfence          = "unfence_broker"
+	opShutdown         = "controlled_shutdown"
+	opAlterPartition   = "alter_partition"
+	opElectPreferred   = "elect_preferred"
 )
 
 // command is one Raft log entry. The controller resolves every request
@@ -52,6 +57,12 @@ type command struct {
 	Replicas    [][]int32         `json:"replicas,omitempty"` // of new partitions, in order
 	FirstIndex  int32             `json:"first_index,omitempty"`
 	ProducerIDs int64             `json:"producer_ids,omitempty"` // block size
+	// NodeID and Incarnation name the broker to fence, unfence or shut
+	// down; the command applies only to that incarnation.
+	NodeID      int32                  `json:"node_id,omitempty"`
+	Incarnation string                 `json:"incarnation,omitempty"`
+	Alter       *AlterPartitionRequest `json:"alter,omitempty"`
+	Elect       []TopicPartition       `json:"elect,omitempty"`
 }
 
 // brokerRecord is a registered broker.
@@ -61,6 +72,13 @@ type brokerRecord struct {
 	Port        int32   `json:"port"`
 	Rack        *string `json:"rack,omitempty"`
 	Incarnation string  `json:"incarnation"`
+	// Fenced brokers lead nothing, join no ISR and are left out of
+	// Image.Brokers. A broker registers fenced and is unfenced by its
+	// first heartbeat; it is fenced again when its session expires or it
+	// shuts down (ShuttingDown: a controlled shutdown, after which its
+	// heartbeats do not unfence it).
+	Fenced       bool `json:"fenced,omitempty"`
+	ShuttingDown bool `json:"shutting_down,omitempty"`
 }
 
 func encodeCommand(c *command) ([]byte, error) {
@@ -110,11 +128,14 @@ type state struct {
 	Brokers       map[int32]brokerRecord
 	Topics        map[string]*metadata.Topic
 	TopicsByID    map[[16]byte]*metadata.Topic
+	// PartEpochs holds each topic's partition epochs (by topic ID, indexed
+	// by partition); metadata.Partition has no field for them.
+	PartEpochs map[[16]byte][]int32
 }
 
 func emptyState() *state {
 	return &state{Brokers: map[int32]brokerRecord{}, Topics: map[string]*metadata.Topic{},
-		TopicsByID: map[[16]byte]*metadata.Topic{}}
+		TopicsByID: map[[16]byte]*metadata.Topic{}, PartEpochs: map[[16]byte][]int32{}}
 }
 
 func (s *state) clone() *state {
@@ -122,6 +143,7 @@ func (s *state) clone() *state {
 	n.Brokers = maps.Clone(s.Brokers)
 	n.Topics = maps.Clone(s.Topics)
 	n.TopicsByID = maps.Clone(s.TopicsByID)
+	n.PartEpochs = maps.Clone(s.PartEpochs)
 	return &n
 }
 
@@ -192,7 +214,45 @@ func applyCommand(cur *state, c *command) (*state, *applyResult) {
 		if b == nil || b.NodeID < 0 || b.Host == "" || b.Port < 0 || b.Port > 65535 || b.Incarnation == "" {
 			return fail(errors.New("controller: invalid broker registration"))
 		}
-		next.Brokers[b.NodeID] = *b
+		nb := *b
+		nb.Fenced, nb.ShuttingDown = true, false
+		old, ok := cur.Brokers[b.NodeID]
+		if ok && old.Incarnation == b.Incarnation {
+			nb.Fenced, nb.ShuttingDown = old.Fenced, old.ShuttingDown
+		} else if ok && !old.Fenced {
+			// A new incarnation replaces a live one: the old process is
+			// gone, so its leaderships move now rather than at its session
+			// expiry. The new one leads again once unfenced.
+			fenceBroker(next, b.NodeID, false)
+		}
+		next.Brokers[b.NodeID] = nb
+	case opFence, opShutdown, opUnfence:
+		b, ok := cur.Brokers[c.NodeID]
+		if !ok || b.Incarnation != c.Incarnation {
+			return fail(errStaleIncarnation)
+		}
+		switch {
+		case c.Op == opUnfence && b.ShuttingDown:
+			return fail(errors.New("controller: a broker shutting down is not unfenced by its heartbeats"))
+		case c.Op == opUnfence:
+			unfenceBroker(next, c.NodeID)
+		default:
+			fenceBroker(next, c.NodeID, c.Op == opShutdown)
+		}
+	case opAlterPartition:
+		if c.Alter == nil {
+			return fail(newError(metadata.ErrInvalidRequest, "missing alter_partition request"))
+		}
+		p, changed, err := checkAlterPartition(cur, c.Alter)
+		if err != nil {
+			return fail(err)
+		}
+		if !changed {
+			return fail(errStale)
+		}
+		setPartition(next, cur.Topics[c.Alter.Topic], p)
+	case opElectPreferred:
+		electPreferred(next, c.Elect)
 	case opCreateTopic:
 		t, err := topicFromCommand(cur, c)
 		if err != nil {
@@ -200,6 +260,7 @@ func applyCommand(cur *state, c *command) (*state, *applyResult) {
 		}
 		next.Topics[t.Name] = t
 		next.TopicsByID[t.ID] = t
+		next.PartEpochs[t.ID] = make([]int32, len(t.Partitions))
 	case opDeleteTopic:
 		t := cur.Topics[c.Name]
 		if t == nil {
@@ -207,6 +268,7 @@ func applyCommand(cur *state, c *command) (*state, *applyResult) {
 		}
 		delete(next.Topics, t.Name)
 		delete(next.TopicsByID, t.ID)
+		delete(next.PartEpochs, t.ID)
 	case opCreatePartitions:
 		t := cur.Topics[c.Name]
 		if t == nil {
@@ -223,6 +285,7 @@ func applyCommand(cur *state, c *command) (*state, *applyResult) {
 		nt.Partitions = append(t.Partitions[:len(t.Partitions):len(t.Partitions)], parts...)
 		next.Topics[nt.Name] = &nt
 		next.TopicsByID[nt.ID] = &nt
+		next.PartEpochs[nt.ID] = append(slices.Clone(cur.PartEpochs[nt.ID]), make([]int32, len(parts))...)
 	case opAlterConfigs:
 		t := cur.Topics[c.Name]
 		if t == nil {
@@ -277,15 +340,22 @@ func topicFromCommand(cur *state, c *command) (*metadata.Topic, error) {
 }
 
 // buildPartitions checks replica lists against the registered brokers and
-// builds partitions first, first+1, ... led by their first replica.
+// builds partitions first, first+1, ...: as in KRaft, the ISR is the
+// unfenced replicas and the leader the first of them.
 func buildPartitions(cur *state, first int32, lists [][]int32) ([]metadata.Partition, error) {
 	parts := make([]metadata.Partition, len(lists))
 	for i, replicas := range lists {
-		if err := checkReplicas(cur, first+int32(i), replicas, len(lists[0])); err != nil {
+		idx := first + int32(i)
+		if err := checkReplicas(cur, idx, replicas, len(lists[0])); err != nil {
 			return nil, err
 		}
-		parts[i] = metadata.Partition{Index: first + int32(i), Leader: replicas[0], LeaderEpoch: 0,
-			Replicas: slices.Clone(replicas), ISR: slices.Clone(replicas)}
+		isr := slices.DeleteFunc(slices.Clone(replicas), func(r int32) bool { return !eligible(cur, r) })
+		if len(isr) == 0 {
+			return nil, newError(metadata.ErrInvalidReplicaAssignment, fmt.Sprintf(
+				"All brokers specified in the manual partition assignment for partition %d are fenced or in controlled shutdown.", idx))
+		}
+		parts[i] = metadata.Partition{Index: idx, Leader: isr[0], LeaderEpoch: 0,
+			Replicas: slices.Clone(replicas), ISR: isr}
 	}
 	return parts, nil
 }
@@ -321,6 +391,9 @@ type snapshotBody struct {
 	ProducerIDEnd int64             `json:"producer_id_end"`
 	Brokers       []brokerRecord    `json:"brokers"`
 	Topics        []*metadata.Topic `json:"topics"`
+	// PartitionEpochs[i] are the partition epochs of Topics[i]; absent
+	// means all zero.
+	PartitionEpochs [][]int32 `json:"partition_epochs,omitempty"`
 }
 
 func encodeState(st *state) ([]byte, error) {
@@ -329,7 +402,9 @@ func encodeState(st *state) ([]byte, error) {
 		body.Brokers = append(body.Brokers, st.Brokers[id])
 	}
 	for _, name := range slices.Sorted(maps.Keys(st.Topics)) {
-		body.Topics = append(body.Topics, st.Topics[name])
+		t := st.Topics[name]
+		body.Topics = append(body.Topics, t)
+		body.PartitionEpochs = append(body.PartitionEpochs, st.PartEpochs[t.ID])
 	}
 	js, err := json.Marshal(body)
 	if err != nil {
@@ -355,7 +430,10 @@ func decodeState(data []byte) (*state, error) {
 	for _, b := range body.Brokers {
 		st.Brokers[b.NodeID] = b
 	}
-	for _, t := range body.Topics {
+	if body.PartitionEpochs != nil && len(body.PartitionEpochs) != len(body.Topics) {
+		return nil, errors.New("controller: snapshot: partition epochs do not match the topics")
+	}
+	for i, t := range body.Topics {
 		if t == nil || len(t.Partitions) == 0 || st.Topics[t.Name] != nil || st.TopicsByID[t.ID] != nil {
 			return nil, errors.New("controller: snapshot: duplicate or empty topic")
 		}
@@ -371,8 +449,17 @@ func decodeState(data []byte) (*state, error) {
 			t.Configs = map[string]string{}
 		}
 		t.Internal = metadata.IsInternalTopic(t.Name)
+		epochs := make([]int32, len(t.Partitions))
+		if body.PartitionEpochs != nil {
+			if len(body.PartitionEpochs[i]) != len(epochs) {
+				return nil, fmt.Errorf("controller: snapshot: topic %q has %d partition epochs for %d partitions",
+					t.Name, len(body.PartitionEpochs[i]), len(epochs))
+			}
+			copy(epochs, body.PartitionEpochs[i])
+		}
 		st.Topics[t.Name] = t
 		st.TopicsByID[t.ID] = t
+		st.PartEpochs[t.ID] = epochs
 	}
 	return st, nil
 }

@@ -16,7 +16,7 @@ import (
 
 // CreateTopic creates a topic, or with req.ValidateOnly checks that it
 // could and returns the topic it would create (zero ID). Replicas are
-// spread round-robin over the registered brokers. Errors as
+// spread round-robin over the registered, unfenced brokers. Errors as
 // metadata.Local, plus ErrInvalidReplicationFactor when the factor exceeds
 // the registered brokers.
 func (s *Store) CreateTopic(ctx context.Context, req metadata.CreateTopicRequest) (*metadata.Topic, error) {
@@ -72,7 +72,7 @@ func (s *Store) AllocateProducerID(ctx context.Context) (int64, error) {
 // barrier and computes again.
 func (s *Store) execLocal(ctx context.Context, req *request) (*response, error) {
 	if req.Op == "heartbeat" {
-		return nil, s.heartbeat(req)
+		return nil, s.heartbeat(ctx, req)
 	}
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("controller: %w", err)
@@ -118,6 +118,10 @@ func (s *Store) execLocal(ctx context.Context, req *request) (*response, error) 
 		}
 		if req.Op == opCreateTopic {
 			resp.Topic = s.fsm.current().Topics[resp.Topic.Name]
+		}
+		if req.Op == opAlterPartition {
+			_, p, _, _ := partitionOf(s.fsm.current(), req.Alter.Topic, req.Alter.Partition)
+			resp.Partition = &p
 		}
 		return resp, nil
 	}
@@ -169,8 +173,9 @@ func (s *Store) raftError(err error) error {
 	return fmt.Errorf("controller: raft: %w", err)
 }
 
-// heartbeat records a broker's heartbeat on the controller.
-func (s *Store) heartbeat(req *request) error {
+// heartbeat records a broker's heartbeat on the controller and unfences
+// the broker if it was fenced (unless it is shutting down).
+func (s *Store) heartbeat(ctx context.Context, req *request) error {
 	if s.raft.State() != raft.Leader {
 		return s.notController()
 	}
@@ -179,8 +184,13 @@ func (s *Store) heartbeat(req *request) error {
 		return errStaleIncarnation
 	}
 	s.hbMu.Lock()
+	s.resetHeartbeatsLocked()
 	s.hb[req.NodeID] = s.cfg.Now()
 	s.hbMu.Unlock()
+	if b.Fenced && !b.ShuttingDown {
+		_, err := s.execLocal(ctx, &request{Op: opUnfence, NodeID: req.NodeID, Incarnation: req.Incarnation})
+		return err
+	}
 	return nil
 }
 
@@ -216,6 +226,27 @@ func (s *Store) prepare(st *state, req *request) (*command, *response, error) {
 		return s.prepareAlter(st, req)
 	case opProducerIDs:
 		return &command{Op: opProducerIDs, ProducerIDs: metadata.ProducerIDBlockSize}, nil, nil
+	case opFence, opUnfence, opShutdown:
+		b, ok := st.Brokers[req.NodeID]
+		if !ok || b.Incarnation != req.Incarnation {
+			return nil, nil, errStaleIncarnation
+		}
+		if (req.Op == opUnfence && (!b.Fenced || b.ShuttingDown)) || (req.Op == opFence && b.Fenced) ||
+			(req.Op == opShutdown && b.ShuttingDown) {
+			return nil, &response{}, nil // already done, or a late heartbeat of a broker shutting down
+		}
+		return &command{Op: req.Op, NodeID: req.NodeID, Incarnation: req.Incarnation}, &response{}, nil
+	case opAlterPartition:
+		if req.Alter == nil {
+			return nil, nil, newError(metadata.ErrInvalidRequest, "missing alter_partition request")
+		}
+		p, changed, err := checkAlterPartition(st, req.Alter)
+		if err != nil || !changed {
+			return nil, &response{Partition: &p}, err
+		}
+		return &command{Op: opAlterPartition, Alter: req.Alter}, &response{}, nil
+	case opElectPreferred:
+		return prepareElect(st, req.Elect)
 	}
 	return nil, nil, newError(metadata.ErrInvalidRequest, fmt.Sprintf("unknown operation %q", req.Op))
 }
@@ -316,7 +347,12 @@ func (s *Store) resolveAssignment(st *state, req *metadata.CreateTopicRequest) (
 // (p+offset) mod brokers, so leaders and replicas spread evenly. offset
 // varies the start between topics.
 func roundRobin(st *state, first, count, rf, offset int) ([][]int32, error) {
-	ids := slices.Sorted(maps.Keys(st.Brokers))
+	var ids []int32 // usable brokers, as KRaft's replica placer: unfenced
+	for _, id := range slices.Sorted(maps.Keys(st.Brokers)) {
+		if eligible(st, id) {
+			ids = append(ids, id)
+		}
+	}
 	if rf > len(ids) {
 		return nil, newError(metadata.ErrInvalidReplicationFactor, fmt.Sprintf(
 			"Unable to replicate the partition %d time(s): The target replication factor of %d cannot be reached because only %d broker(s) are registered.",

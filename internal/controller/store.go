@@ -57,8 +57,13 @@ type Store struct {
 	pidNext int64
 	pidEnd  int64
 
-	hbMu sync.Mutex
-	hb   map[int32]time.Time // last heartbeat per broker, on the controller only
+	hbMu   sync.Mutex
+	hb     map[int32]time.Time // last heartbeat per broker, on the controller only
+	hbTerm uint64              // the Raft term hb was collected in
+
+	// shuttingDown stops registration and heartbeats once
+	// ControlledShutdown began.
+	shuttingDown atomic.Bool
 
 	closed    atomic.Bool
 	stop      chan struct{}
@@ -150,9 +155,10 @@ func (s *Store) start() error {
 		return ok
 	})
 	s.raft.RegisterObserver(s.obs)
-	s.wg.Add(2)
+	s.wg.Add(3)
 	go func() { defer s.wg.Done(); s.observeLoop() }()
 	go func() { defer s.wg.Done(); s.brokerLoop() }()
+	go func() { defer s.wg.Done(); s.livenessLoop() }()
 	return nil
 }
 
@@ -167,7 +173,9 @@ func (w slogWriter) Write(p []byte) (int, error) {
 }
 
 // publish builds the Image from st and the known leader; called by the FSM
-// (with its lock held) and on leader changes.
+// (with its lock held) and on leader changes. As in KRaft, whose Metadata
+// responses list only unfenced brokers, Image.Brokers holds the unfenced
+// ones; Brokers() lists all with their state.
 func (s *Store) publish(st *state) {
 	s.pubMu.Lock()
 	defer s.pubMu.Unlock()
@@ -176,6 +184,9 @@ func (s *Store) publish(st *state) {
 		Brokers: make(map[int32]metadata.Broker, len(st.Brokers)),
 		Topics:  st.Topics, TopicsByID: st.TopicsByID, Epoch: s.epoch}
 	for id, b := range st.Brokers {
+		if b.Fenced {
+			continue
+		}
 		img.Brokers[id] = metadata.Broker{NodeID: b.NodeID, Host: b.Host, Port: b.Port, Rack: b.Rack}
 	}
 	s.image.Store(img)
@@ -234,6 +245,9 @@ func (s *Store) brokerLoop() {
 func (s *Store) brokerStep(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, s.cfg.SessionTimeout)
 	defer cancel()
+	if s.shuttingDown.Load() {
+		return nil
+	}
 	st := s.fsm.current()
 	if st.ClusterID == "" {
 		if s.raft.State() != raft.Leader {
@@ -244,8 +258,10 @@ func (s *Store) brokerStep(ctx context.Context) error {
 	}
 	me := s.brokerRecord()
 	if reg, ok := st.Brokers[me.NodeID]; !ok || !sameRecord(reg, me) {
-		_, err := s.exec(ctx, &request{Op: opRegister, Broker: &me})
-		return err
+		// A broker registers fenced; the heartbeat right after unfences it.
+		if _, err := s.exec(ctx, &request{Op: opRegister, Broker: &me}); err != nil {
+			return err
+		}
 	}
 	_, err := s.exec(ctx, &request{Op: "heartbeat", NodeID: me.NodeID, Incarnation: me.Incarnation})
 	return err
@@ -266,7 +282,7 @@ func sameRecord(a, b brokerRecord) bool {
 }
 
 // WaitReady blocks until the cluster has an ID, a controller, and this
-// broker is registered in the Image, or ctx ends.
+// broker is registered and unfenced in the Image, or ctx ends.
 func (s *Store) WaitReady(ctx context.Context) error {
 	for {
 		ch := s.Changes()
@@ -295,14 +311,17 @@ func (s *Store) Changes() <-chan struct{} { return *s.changes.Load() }
 // heartbeated within SessionTimeout.
 type BrokerStatus struct {
 	metadata.Broker
-	Incarnation   string
-	Alive         bool      // meaningful on the controller only; false elsewhere
-	LastHeartbeat time.Time // zero if none seen by this node
+	Incarnation string
+	// Fenced and ShuttingDown are the replicated state (see
+	// Image.Brokers); ShuttingDown after a ControlledShutdown.
+	Fenced, ShuttingDown bool
+	Alive                bool      // meaningful on the controller only; false elsewhere
+	LastHeartbeat        time.Time // zero if none seen by this node
 }
 
-// Brokers lists registered brokers by node ID. Liveness is tracked only
-// in the controller's memory, as in KRaft; fencing brokers that stop
-// heartbeating is not implemented yet.
+// Brokers lists registered brokers by node ID, fenced ones included.
+// Heartbeat times are kept only in the controller's memory, as in KRaft;
+// the controller fences a broker whose session expired (livenessLoop).
 func (s *Store) Brokers() []BrokerStatus {
 	st := s.fsm.current()
 	now := s.cfg.Now()
@@ -314,8 +333,8 @@ func (s *Store) Brokers() []BrokerStatus {
 		last := s.hb[id]
 		out = append(out, BrokerStatus{
 			Broker:      metadata.Broker{NodeID: b.NodeID, Host: b.Host, Port: b.Port, Rack: b.Rack},
-			Incarnation: b.Incarnation, LastHeartbeat: last,
-			Alive: !last.IsZero() && now.Sub(last) < s.cfg.SessionTimeout && s.raft.State() == raft.Leader,
+			Incarnation: b.Incarnation, LastHeartbeat: last, Fenced: b.Fenced, ShuttingDown: b.ShuttingDown,
+			Alive: !last.IsZero() && now.Sub(last) <= s.cfg.SessionTimeout && s.raft.State() == raft.Leader,
 		})
 	}
 	return out
@@ -369,12 +388,16 @@ type request struct {
 	Broker       *brokerRecord                `json:"broker,omitempty"`
 	NodeID       int32                        `json:"node_id,omitempty"`
 	Incarnation  string                       `json:"incarnation,omitempty"`
+	Alter        *AlterPartitionRequest       `json:"alter,omitempty"`
+	Elect        []TopicPartition             `json:"elect,omitempty"`
 }
 
 type response struct {
-	Topic      *metadata.Topic `json:"topic,omitempty"`
-	ProducerID int64           `json:"producer_id,omitempty"`
-	Err        *wireError      `json:"err,omitempty"`
+	Topic      *metadata.Topic     `json:"topic,omitempty"`
+	ProducerID int64               `json:"producer_id,omitempty"`
+	Partition  *metadata.Partition `json:"partition,omitempty"`
+	Elected    []electResult       `json:"elected,omitempty"`
+	Err        *wireError          `json:"err,omitempty"`
 }
 
 // retryDelay is the pause before retrying a call that certainly did not
