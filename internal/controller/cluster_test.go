@@ -16,10 +16,14 @@ type cluster struct {
 	voters map[int32]string
 	dirs   map[int32]string
 	nodes  map[int32]*Store
+	mut    func(*Config)
 }
 
-func newCluster(t *testing.T) *cluster {
-	c := &cluster{t: t, voters: map[int32]string{}, dirs: map[int32]string{}, nodes: map[int32]*Store{}}
+func newCluster(t *testing.T) *cluster { return newClusterWith(t, nil) }
+
+// newClusterWith starts three nodes whose configs mut adjusts.
+func newClusterWith(t *testing.T, mut func(*Config)) *cluster {
+	c := &cluster{t: t, voters: map[int32]string{}, dirs: map[int32]string{}, nodes: map[int32]*Store{}, mut: mut}
 	base := t.TempDir()
 	for id := int32(1); id <= 3; id++ {
 		c.voters[id] = freeAddr(t, fmt.Sprintf("127.0.0.%d", id))
@@ -39,6 +43,9 @@ func newCluster(t *testing.T) *cluster {
 func (c *cluster) start(id int32) {
 	cfg := testConfig(c.t, id, c.voters[id], c.voters, c.dirs[id])
 	cfg.SnapshotThreshold, cfg.TrailingLogs = 4, 2
+	if c.mut != nil {
+		c.mut(&cfg)
+	}
 	s, err := Open(cfg)
 	if err != nil {
 		c.t.Fatal(err)
@@ -85,7 +92,7 @@ func (c *cluster) leader() int32 {
 			id = img.ControllerID
 		}
 		_, live := c.nodes[id]
-		return live && img.ClusterID != "" && len(img.Brokers) == 3
+		return live && img.ClusterID != "" && len(img.Brokers) == len(c.nodes)
 	})
 	return id
 }
