@@ -38,8 +38,42 @@
 // Each Store registers its broker (node ID, Kafka endpoint, rack, a random
 // incarnation ID per process) through Raft and then heartbeats to the
 // controller every HeartbeatInterval; heartbeat times live only in the
-// controller's memory (Brokers reports liveness). Not done yet: fencing
-// brokers whose heartbeats stop, leader/ISR changes, membership changes.
+// controller's memory, reset when its Raft term changes (a new controller
+// gives every broker a full session). As in KRaft a broker registers
+// fenced and its first heartbeat unfences it. Every LivenessCheckInterval
+// the controller fences (a replicated command) each broker whose last
+// heartbeat, by the injected clock, is older than SessionTimeout. A new
+// incarnation registering over a live one fences the old one first.
+// Image.Brokers lists only unfenced brokers, as KRaft Metadata responses
+// do; Brokers() lists all with their state. Placement (round-robin, a new
+// partition's ISR and leader) uses unfenced brokers only.
+//
+// # Partition leadership (KRaft semantics)
+//
+// Each partition has a leader epoch (in metadata.Partition) and a
+// partition epoch (controller state, PartitionState; metadata.Partition
+// has no field for it), both 0 at creation. Every change of leader bumps
+// both; every ISR change bumps the partition epoch.
+//
+//   - Fencing a broker (session expiry, controlled shutdown): every
+//     partition it leads gets as leader the first replica, in replica
+//     order, that is in the ISR and unfenced, or -1 if none (no unclean
+//     election); it leaves every ISR it is not the last member of.
+//   - Unfencing: every leaderless partition with an unfenced ISR member
+//     elects one the same way; nothing else moves back automatically.
+//   - AlterPartition: the leader replaces the ISR, conditional on its
+//     broker ID, leader epoch and partition epoch (NOT_LEADER_OR_FOLLOWER,
+//     FENCED_LEADER_EPOCH, INVALID_UPDATE_VERSION); the ISR must hold the
+//     leader (INVALID_REQUEST) and may add only unfenced replicas
+//     (INELIGIBLE_REPLICA). Applying re-checks all of it.
+//   - ElectPreferredLeaders: the first replica takes over where it is in
+//     the ISR and unfenced.
+//   - ControlledShutdown: the broker stops heartbeating and is fenced as
+//     shutting down; its heartbeats no longer unfence it (its next process
+//     registers a new incarnation).
+//
+// Not done yet: voter membership changes, reassignment, eligible leader
+// replicas (KIP-966).
 //
 // Image.Epoch is local to the process: it increases with every Image this
 // Store publishes (state change or controller change) and is not

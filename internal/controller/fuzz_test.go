@@ -17,6 +17,11 @@ func FuzzDecodeCommand(f *testing.F) {
 	f.Fuzz(func(t *testing.T, data []byte) {
 		st := emptyState()
 		st.Brokers[1] = brokerRecord{NodeID: 1, Host: "h", Port: 1, Incarnation: "x"}
+		st.Brokers[2] = brokerRecord{NodeID: 2, Host: "h", Port: 2, Incarnation: "y", Fenced: true}
+		st, res := applyCommand(st, &command{Op: opCreateTopic, Name: "a", TopicID: "AAAAAAAAQACAAAAAAAAAAA", Replicas: [][]int32{{1, 2}}})
+		if res.err != nil {
+			t.Fatal(res.err)
+		}
 		c, err := decodeCommand(data)
 		if err != nil {
 			return
@@ -28,7 +33,19 @@ func FuzzDecodeCommand(f *testing.F) {
 		if res.err != nil && next != st {
 			t.Fatalf("failed command changed the state")
 		}
+		if _, err := decodeState(mustEncode(t, next)); err != nil {
+			t.Fatalf("the state after %s does not survive a snapshot: %v", c.Op, err)
+		}
 	})
+}
+
+func mustEncode(t *testing.T, st *state) []byte {
+	t.Helper()
+	enc, err := encodeState(st)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return enc
 }
 
 // FuzzDecodeState checks that snapshot decoding rejects garbage cleanly and
