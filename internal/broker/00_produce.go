@@ -12,6 +12,9 @@ package broker
 // the fsync wait is asynchronous.
 
 import (
+	"errors"
+	"time"
+
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
@@ -25,9 +28,10 @@ func (b *Broker) handleProduce(c *conn, req *kmsg.ProduceRequest, p *pending) {
 	img := b.meta.Image()
 	now := b.nowMs()
 	type syncWait struct {
-		log  *storage.Log
-		upTo int64
-		sp   *kmsg.ProduceResponseTopicPartition
+		part       *partition
+		upTo       int64
+		sp         *kmsg.ProduceResponseTopicPartition
+		replicated bool // acks=all on a replicated partition: wait for the ISR
 	}
 	var waits []syncWait
 	for _, rt := range req.Topics {
@@ -45,6 +49,11 @@ func (b *Broker) handleProduce(c *conn, req *kmsg.ProduceRequest, p *pending) {
 			}
 			part, mp, err := b.lookup(img, rt.Topic, rp.Partition)
 			var res storage.AppendResult
+			replicated := false
+			if err == nil && req.Acks == -1 && part.leaderState() != nil {
+				replicated = true
+				err = part.checkReplicas(part.cfg.Load().MinInsyncReplicas)
+			}
 			if err == nil {
 				res, err = b.appendRecords(part, mp, rp.Records, now)
 			}
@@ -59,8 +68,8 @@ func (b *Broker) handleProduce(c *conn, req *kmsg.ProduceRequest, p *pending) {
 				continue
 			}
 			sp.BaseOffset, sp.LogAppendTime, sp.LogStartOffset = res.BaseOffset, res.LogAppendTime, res.LogStartOffset
-			if b.cfg.FlushOnAck && req.Acks != 0 {
-				waits = append(waits, syncWait{part.log, res.LastOffset + 1, sp})
+			if (b.cfg.FlushOnAck && req.Acks != 0) || replicated {
+				waits = append(waits, syncWait{part, res.LastOffset + 1, sp, replicated})
 			}
 		}
 		resp.Topics = append(resp.Topics, st)
@@ -76,11 +85,23 @@ func (b *Broker) handleProduce(c *conn, req *kmsg.ProduceRequest, p *pending) {
 	p.ready = make(chan struct{})
 	b.goFunc(func() {
 		defer close(p.ready)
+		timeout := time.Duration(req.TimeoutMillis) * time.Millisecond
 		for _, w := range waits {
-			if err := w.log.Sync(w.upTo); err != nil {
-				b.log.Error("fsync", "partition", w.log.ID(), "err", err)
-				w.sp.ErrorCode = kerr.KafkaStorageError.Code
-				w.sp.BaseOffset = -1
+			if b.cfg.FlushOnAck {
+				if err := w.part.log.Sync(w.upTo); err != nil {
+					b.log.Error("fsync", "partition", w.part.id, "err", err)
+					w.sp.ErrorCode = kerr.KafkaStorageError.Code
+					w.sp.BaseOffset = -1
+					continue
+				}
+			}
+			if w.replicated {
+				if err := b.waitReplicated(w.part, w.upTo, w.part.cfg.Load().MinInsyncReplicas, timeout); err != nil {
+					w.sp.ErrorCode = errCode(err)
+					if !errors.Is(err, kerr.NotEnoughReplicasAfterAppend) {
+						w.sp.BaseOffset = -1
+					}
+				}
 			}
 		}
 		p.finish(resp)

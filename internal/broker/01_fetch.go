@@ -26,6 +26,7 @@ type fetchResult struct {
 	hw, logStart      int64
 	leaderID, leaderE int32
 	slice             *storage.Slice
+	diverging         *kmsg.FetchResponseTopicPartitionDivergingEpoch
 }
 
 func (b *Broker) handleFetch(c *conn, req *kmsg.FetchRequest, p *pending) {
@@ -50,7 +51,7 @@ func (b *Broker) handleFetch(c *conn, req *kmsg.FetchRequest, p *pending) {
 				out = append(out, &sessionPart{
 					topic: name, topicID: t.TopicID, partition: rp.Partition,
 					fetchOffset: rp.FetchOffset, maxBytes: rp.PartitionMaxBytes,
-					leaderEpoch: rp.CurrentLeaderEpoch, sentHW: -1, sentLogStart: -1,
+					leaderEpoch: rp.CurrentLeaderEpoch, lastEpoch: rp.LastFetchedEpoch, sentHW: -1, sentLogStart: -1,
 				})
 			}
 		}
@@ -106,7 +107,11 @@ func (b *Broker) handleFetch(c *conn, req *kmsg.FetchRequest, p *pending) {
 		maxBytes = 1 << 31
 	}
 	deadline := time.Now().Add(time.Duration(req.MaxWaitMillis) * time.Millisecond)
-	results, size, wake := b.readFetch(img, targets, maxBytes)
+	replica := req.ReplicaID
+	if req.Version >= 15 {
+		replica = req.ReplicaState.ID
+	}
+	results, size, wake := b.readFetch(img, targets, maxBytes, replica)
 	if b.fetchDone(req, results, size) {
 		b.finishFetch(req, p, fs, incr, results)
 		return
@@ -117,10 +122,10 @@ func (b *Broker) handleFetch(c *conn, req *kmsg.FetchRequest, p *pending) {
 		defer close(p.ready)
 		for {
 			if !b.waitFetch(c, wake, deadline) {
-				results, _, _ = b.readFetch(b.meta.Image(), targets, maxBytes)
+				results, _, _ = b.readFetch(b.meta.Image(), targets, maxBytes, replica)
 				break
 			}
-			results, size, wake = b.readFetch(b.meta.Image(), targets, maxBytes)
+			results, size, wake = b.readFetch(b.meta.Image(), targets, maxBytes, replica)
 			if b.fetchDone(req, results, size) || !time.Now().Before(deadline) {
 				break
 			}
@@ -140,7 +145,10 @@ func (fs *fetchSession) targets() []*sessionPart {
 
 // readFetch reads every target once. It returns the results, their total
 // size, and channels that close when any of the logs read advances.
-func (b *Broker) readFetch(img *metadata.Image, targets []*sessionPart, maxBytes int64) ([]fetchResult, int64, []<-chan struct{}) {
+// Consumers (replica < 0) read up to the high watermark; a follower reads
+// up to the leader's own end (its durable offset in log.flush.mode=ack),
+// and its fetch offset reports its progress to the LeaderState.
+func (b *Broker) readFetch(img *metadata.Image, targets []*sessionPart, maxBytes int64, replica int32) ([]fetchResult, int64, []<-chan struct{}) {
 	results := make([]fetchResult, 0, len(targets))
 	wake := []<-chan struct{}{b.meta.Changes()}
 	var total int64
@@ -164,14 +172,29 @@ func (b *Broker) readFetch(img *metadata.Image, targets []*sessionPart, maxBytes
 			continue
 		}
 		l := part.log
-		wake = append(wake, l.Changed())
-		r.hw, r.logStart = l.HighWatermark(), l.LogStartOffset()
+		wake = append(wake, part.changed()...)
+		upTo := part.highWatermark()
+		if replica >= 0 {
+			if err := b.followerFetched(part, replica, t.fetchOffset); err != nil {
+				r.errCode = errCode(err)
+				results = append(results, r)
+				continue
+			}
+			upTo = l.HighWatermark()
+			if d := divergingEpoch(l, t); d != nil {
+				r.diverging = d
+				r.hw, r.logStart = part.highWatermark(), l.LogStartOffset()
+				results = append(results, r)
+				continue
+			}
+		}
+		r.hw, r.logStart = part.highWatermark(), l.LogStartOffset()
 		limit := int64(t.maxBytes)
 		if rem := maxBytes - total; rem < limit {
 			limit = rem
 		}
-		if t.fetchOffset < r.hw && limit > 0 {
-			s, err := l.Read(t.fetchOffset, int(limit), r.hw)
+		if t.fetchOffset < upTo && limit > 0 {
+			s, err := l.Read(t.fetchOffset, int(limit), upTo)
 			switch {
 			case err != nil:
 				r.errCode = errCode(err)
@@ -181,7 +204,7 @@ func (b *Broker) readFetch(img *metadata.Image, targets []*sessionPart, maxBytes
 				r.slice = &s
 				total += s.Size
 			}
-		} else if t.fetchOffset > r.hw && t.fetchOffset > l.LogEndOffset() || t.fetchOffset < r.logStart {
+		} else if t.fetchOffset > upTo && t.fetchOffset > l.LogEndOffset() || t.fetchOffset < r.logStart {
 			r.errCode = kerr.OffsetOutOfRange.Code
 		}
 		results = append(results, r)
@@ -194,11 +217,28 @@ func (b *Broker) fetchDone(req *kmsg.FetchRequest, results []fetchResult, size i
 		return true
 	}
 	for _, r := range results {
-		if r.errCode != 0 {
+		if r.errCode != 0 || r.diverging != nil {
 			return true
 		}
 	}
 	return false
+}
+
+// divergingEpoch is Kafka's check of a follower's last fetched epoch
+// (KIP-320/Fetch v12+): when the leader's log ends that epoch before the
+// follower's fetch offset, or does not know the epoch, the follower must
+// truncate to the returned end offset of the largest epoch ≤ its own.
+func divergingEpoch(l *storage.Log, t *sessionPart) *kmsg.FetchResponseTopicPartitionDivergingEpoch {
+	if t.lastEpoch < 0 {
+		return nil
+	}
+	epoch, end := l.EndOffsetForEpoch(t.lastEpoch)
+	if epoch == t.lastEpoch && end >= t.fetchOffset {
+		return nil
+	}
+	d := kmsg.NewFetchResponseTopicPartitionDivergingEpoch()
+	d.Epoch, d.EndOffset = epoch, end
+	return &d
 }
 
 // waitFetch blocks until a log advances (true) or the deadline passes, the
@@ -237,7 +277,7 @@ func (b *Broker) finishFetch(req *kmsg.FetchRequest, p *pending, fs *fetchSessio
 	readCommitted := req.IsolationLevel == 1
 	for i := range results {
 		r := &results[i]
-		if incr && r.errCode == 0 && (r.slice == nil || r.slice.Size == 0) &&
+		if incr && r.errCode == 0 && r.diverging == nil && (r.slice == nil || r.slice.Size == 0) &&
 			r.hw == r.sp.sentHW && r.logStart == r.sp.sentLogStart {
 			continue // nothing new for this partition
 		}
@@ -259,6 +299,9 @@ func (b *Broker) finishFetch(req *kmsg.FetchRequest, p *pending, fs *fetchSessio
 		}
 		if r.errCode == kerr.NotLeaderForPartition.Code || r.errCode == kerr.FencedLeaderEpoch.Code {
 			rp.CurrentLeader.LeaderID, rp.CurrentLeader.LeaderEpoch = r.leaderID, r.leaderE
+		}
+		if r.diverging != nil {
+			rp.DivergingEpoch = *r.diverging
 		}
 		rp.RecordBatches = []byte{}
 		resp.Topics[n-1].Partitions = append(resp.Topics[n-1].Partitions, rp)

@@ -35,7 +35,7 @@ func (b *Broker) handleListOffsets(req *kmsg.ListOffsetsRequest) *kmsg.ListOffse
 			l := p.log
 			switch rp.Timestamp {
 			case -1: // latest
-				sp.Offset = l.HighWatermark()
+				sp.Offset = p.highWatermark()
 			case -2, -4: // earliest, earliest local
 				sp.Offset = l.LogStartOffset()
 			case -3: // max timestamp

@@ -22,7 +22,7 @@ func (b *Broker) handleDeleteRecords(req *kmsg.DeleteRecordsRequest) *kmsg.Delet
 			p, _, err := b.lookup(img, rt.Topic, rp.Partition)
 			if err == nil {
 				off := rp.Offset
-				hw := p.log.HighWatermark()
+				hw := p.highWatermark()
 				switch {
 				case off == -1:
 					off = hw

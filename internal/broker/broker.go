@@ -30,6 +30,7 @@ import (
 	"github.com/streambus/streambus/internal/config"
 	"github.com/streambus/streambus/internal/metadata"
 	"github.com/streambus/streambus/internal/metrics"
+	"github.com/streambus/streambus/internal/replication"
 	"github.com/streambus/streambus/internal/storage"
 	"github.com/streambus/streambus/internal/topicconfig"
 )
@@ -64,6 +65,12 @@ type Config struct {
 
 	// Groups configures __consumer_offsets and the group coordinators.
 	Groups GroupConfig
+
+	// ReplicaLagTime is replica.lag.time.max.ms; default 30 s.
+	ReplicaLagTime time.Duration
+	// FetcherLocalAddr is the IP replica fetch connections bind to (the
+	// host of this broker's own addresses); empty lets the OS choose.
+	FetcherLocalAddr string
 
 	MaxDecompressedBytes int // bound on decompressing one batch; default 64 MiB
 
@@ -120,6 +127,7 @@ type Broker struct {
 
 	fetchSessions *fetchSessions
 	frames        framePool
+	fetcher       *replication.Fetcher // copies partitions this broker follows
 	groups        groupCoordinators
 
 	mu    sync.RWMutex
@@ -141,6 +149,7 @@ type partition struct {
 	topicID [16]byte
 	log     *storage.Log
 	cfg     atomic.Pointer[topicconfig.Resolved]
+	rep     replicaState // replication role (replication.go)
 }
 
 // New creates a broker over a metadata store and a log manager, and opens
@@ -158,6 +167,13 @@ func New(cfg Config, meta metadata.Store, logs *storage.Manager) (*Broker, error
 		closedCh: make(chan struct{}),
 	}
 	b.fetchSessions = newFetchSessions(1000)
+	f, err := replication.NewFetcher(replication.FetcherConfig{
+		NodeID: cfg.NodeID, LocalAddr: cfg.FetcherLocalAddr, Logger: cfg.Logger,
+	})
+	if err != nil {
+		return nil, err
+	}
+	b.fetcher = f
 	if err := b.reconcile(); err != nil {
 		return nil, err
 	}
@@ -166,6 +182,7 @@ func New(cfg Config, meta metadata.Store, logs *storage.Manager) (*Broker, error
 	}
 	b.syncCoordinators()
 	b.goFunc(b.watchMetadata)
+	b.goFunc(b.replicationTicker)
 	return b, nil
 }
 
@@ -222,6 +239,7 @@ func (b *Broker) reconcile() error {
 		b.mu.Lock()
 		delete(b.parts, p.id)
 		b.mu.Unlock()
+		b.fetcher.Unfollow(p.id)
 		if err := b.logs.Delete(p.id); err != nil {
 			return fmt.Errorf("broker: delete partition %s-%d: %w", p.id.Topic, p.id.Partition, err)
 		}
@@ -251,6 +269,7 @@ func (b *Broker) reconcile() error {
 				p.log.SetConfig(res.Log)
 				p.cfg.Store(&res)
 			}
+			b.reconcileReplication(img, p, t.Partitions[id.Partition])
 			continue
 		}
 		l, err := b.logs.Create(id, res.Log)
@@ -261,6 +280,7 @@ func (b *Broker) reconcile() error {
 		l.SetConfig(res.Log)
 		p = &partition{id: id, topicID: t.ID, log: l}
 		p.cfg.Store(&res)
+		b.reconcileReplication(img, p, t.Partitions[id.Partition])
 		b.mu.Lock()
 		b.parts[id] = p
 		b.mu.Unlock()
@@ -356,6 +376,7 @@ func (b *Broker) Shutdown(ctx context.Context) error {
 	// rebalance timeout) would hold the shutdown: stopping the runners
 	// closes those connections, and clients find the coordinator again.
 	b.stopCoordinators()
+	b.fetcher.Close()
 
 	done := make(chan struct{})
 	go func() { b.wg.Wait(); close(done) }()

@@ -27,6 +27,7 @@ type sessionPart struct {
 	fetchOffset int64
 	maxBytes    int32
 	leaderEpoch int32
+	lastEpoch   int32 // v12+ last_fetched_epoch of a follower; -1 if none
 
 	sentHW, sentLogStart int64 // -1 before the first answer
 }
@@ -123,7 +124,7 @@ func (s *fetchSessions) remove(id int32) {
 func (fs *fetchSession) upsert(sp sessionPart) {
 	k := sessionKey{sp.topic, sp.partition}
 	if cur := fs.parts[k]; cur != nil {
-		cur.fetchOffset, cur.maxBytes, cur.leaderEpoch, cur.topicID = sp.fetchOffset, sp.maxBytes, sp.leaderEpoch, sp.topicID
+		cur.fetchOffset, cur.maxBytes, cur.leaderEpoch, cur.topicID, cur.lastEpoch = sp.fetchOffset, sp.maxBytes, sp.leaderEpoch, sp.topicID, sp.lastEpoch
 		return
 	}
 	sp.sentHW, sp.sentLogStart = -1, -1

@@ -123,6 +123,7 @@ func Run(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
 		TopicDefaults:      cfg.TopicDefaults,
 		BrokerConfigs:      cfg.BrokerConfigEntries,
 		DataDir:            cfg.DataDir,
+		FetcherLocalAddr:   localIP(cfg.KafkaAddr),
 		Groups: broker.GroupConfig{
 			OffsetsTopicPartitions:        cfg.Groups.OffsetsTopicPartitions,
 			OffsetsTopicReplicationFactor: cfg.Groups.OffsetsTopicReplicationFactor,
@@ -247,4 +248,17 @@ func advertised(cfg config.Config, bound net.Addr) (string, int32, error) {
 		host = "localhost"
 	}
 	return host, int32(port), nil
+}
+
+// localIP is the IP of a listen address, for binding outgoing connections
+// to the broker's own address; "" when it names no specific IP.
+func localIP(addr string) string {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return ""
+	}
+	if ip := net.ParseIP(host); ip != nil && !ip.IsUnspecified() {
+		return ip.String()
+	}
+	return ""
 }

@@ -107,3 +107,90 @@ func TestClusterRF1(t *testing.T) {
 		t.Fatalf("commit: %v", err)
 	}
 }
+
+// TestClusterReplicationRF3: a topic with three replicas and
+// min.insync.replicas=2; acks=all produces are acknowledged once the ISR
+// has them, every follower's log holds the same records, and consumers
+// read everything from the leaders.
+func TestClusterReplicationRF3(t *testing.T) {
+	bs := startCluster(t, 3)
+	ctx := testCtx(t, 60*time.Second)
+	seeds := []string{bs[0].Addr, bs[1].Addr, bs[2].Addr}
+	cl, err := kgo.NewClient(kgo.SeedBrokers(seeds...), kgo.DefaultProduceTopic("rf3"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	adm := kadm.NewClient(cl)
+	minISR := "2"
+	if _, err := adm.CreateTopic(ctx, 3, 3, map[string]*string{"min.insync.replicas": &minISR}, "rf3"); err != nil {
+		t.Fatal(err)
+	}
+	const n = 300
+	for i := 0; i < n; i++ {
+		cl.Produce(ctx, &kgo.Record{Key: []byte(fmt.Sprint(i)), Value: []byte(fmt.Sprint(i))}, func(_ *kgo.Record, err error) {
+			if err != nil {
+				t.Errorf("produce: %v", err)
+			}
+		})
+	}
+	if err := cl.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	ends, err := adm.ListEndOffsets(ctx, "rf3")
+	if err != nil {
+		t.Fatal(err)
+	}
+	total := int64(0)
+	ends.Each(func(o kadm.ListedOffset) { total += o.Offset })
+	if total != n {
+		t.Fatalf("high watermarks sum to %d, want %d", total, n)
+	}
+	// Every replica's log reaches the same size.
+	for {
+		dirs, err := adm.DescribeAllLogDirs(ctx, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		sizes := map[int32]map[int32]int64{} // partition -> broker -> size
+		dirs.Each(func(d kadm.DescribedLogDir) {
+			d.Topics.Each(func(p kadm.DescribedLogDirPartition) {
+				if p.Topic == "rf3" {
+					if sizes[p.Partition] == nil {
+						sizes[p.Partition] = map[int32]int64{}
+					}
+					sizes[p.Partition][d.Broker] = p.Size
+				}
+			})
+		})
+		same := len(sizes) == 3
+		for _, bySize := range sizes {
+			var first int64 = -1
+			for _, sz := range bySize {
+				if first == -1 {
+					first = sz
+				}
+				same = same && len(bySize) == 3 && sz == first && sz > 0
+			}
+		}
+		if same {
+			break
+		}
+		if ctx.Err() != nil {
+			t.Fatalf("replica log sizes never converged: %v", sizes)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	cons, err := kgo.NewClient(kgo.SeedBrokers(seeds...), kgo.ConsumeTopics("rf3"), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cons.Close()
+	seen := map[string]bool{}
+	for len(seen) < n && ctx.Err() == nil {
+		cons.PollFetches(ctx).EachRecord(func(r *kgo.Record) { seen[string(r.Value)] = true })
+	}
+	if len(seen) != n {
+		t.Fatalf("consumed %d of %d", len(seen), n)
+	}
+}
