@@ -156,7 +156,10 @@
 // producer snapshot written at a roll inside one append is exact. In
 // FlushOnAck mode the follower must Sync to its new log end before its
 // next fetch reports that offset to the leader (Log.FlushOnAck tells the
-// mode): the leader counts the fetch offset as replicated.
+// mode): the leader counts the fetch offset as replicated. A follower
+// whose end is below its leader's log start restarts empty there with
+// TruncateFullyAndStartAt, which also clears the epoch cache and the
+// producer state and snapshots.
 //
 // # Truncation
 //

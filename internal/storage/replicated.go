@@ -6,6 +6,7 @@ import (
 	"math"
 	"path/filepath"
 
+	"github.com/streambus/streambus/internal/producerstate"
 	"github.com/streambus/streambus/internal/recordbatch"
 )
 
@@ -181,3 +182,51 @@ func validateReplicated(records []byte) ([]recordbatch.Header, error) {
 // counts a follower's fetch offset as replicated, and acks=all must not
 // count data a follower crash could lose.
 func (l *Log) FlushOnAck() bool { return l.opts.FlushOnAck }
+
+// TruncateFullyAndStartAt empties the log and restarts it at offset,
+// which may lie beyond the log end: a follower whose log end is below
+// its leader's log start (OFFSET_OUT_OF_RANGE) starts over there, as
+// Kafka's truncateFullyAndStartAt does. The leader epoch cache and the
+// producer state (with every snapshot) are cleared, since nothing of the
+// old log remains; Sync callers get ErrTruncated. Crash safety is
+// Truncate's full-truncation path.
+func (l *Log) TruncateFullyAndStartAt(offset int64) error {
+	l.cpMu.Lock()
+	defer l.cpMu.Unlock()
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.closed {
+		return ErrClosed
+	}
+	if l.failed != nil {
+		return l.failed
+	}
+	if offset < 0 {
+		return fmt.Errorf("%w: start at %d", ErrOffsetOutOfRange, offset)
+	}
+	if err := l.truncateFullyLocked(offset); err != nil {
+		return l.failLocked(err)
+	}
+	l.truncGen++
+	l.durable = offset // truncateFullyLocked fsynced the new empty log
+	for _, w := range l.waiters {
+		w.ch <- fmt.Errorf("%w: waiting for %d, log restarted at %d", ErrTruncated, w.upTo, offset)
+	}
+	l.waiters = nil
+	l.notifyLocked()
+	if len(l.epochs) > 0 {
+		if err := writeCheckpoint(l.fs, filepath.Join(l.dir, leaderEpochFile), ckKindLeaderEpoch, encodeEpochs(nil)); err != nil {
+			return l.failLocked(err)
+		}
+		l.epochs = nil
+	}
+	snaps, err := listBases(l.fs, l.dir, snapshotSuffix)
+	if err != nil {
+		return l.failLocked(err)
+	}
+	for _, b := range snaps {
+		l.fs.Remove(segmentFile(l.dir, b, snapshotSuffix))
+	}
+	l.producers = producerstate.New()
+	return nil
+}

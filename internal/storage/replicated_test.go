@@ -349,3 +349,40 @@ func TestReplicationMatchesLeader(t *testing.T) {
 		sync(rt)
 	})
 }
+
+func TestTruncateFullyAndStartAt(t *testing.T) {
+	e := newEnv(t, true)
+	l := e.log(smallSegments())
+	for i := 0; i < 10; i++ {
+		e.append(l, mkBatch(t, batchSpec{n: 2, pid: 4, seq: int32(2 * i)}))
+	}
+	l.Sync(l.LogEndOffset())
+	l.mu.Lock()
+	l.rollLocked(e.clock.ms) // a producer snapshot on disk
+	l.mu.Unlock()
+	if err := l.TruncateFullyAndStartAt(100); err != nil {
+		t.Fatal(err)
+	}
+	check := func(what string) {
+		if l.LogStartOffset() != 100 || l.LogEndOffset() != 100 || l.LatestEpoch() != -1 || l.HighWatermark() != 100 {
+			t.Fatalf("%s: start %d end %d epoch %d hw %d", what, l.LogStartOffset(), l.LogEndOffset(), l.LatestEpoch(), l.HighWatermark())
+		}
+		if _, _, ok := l.producers.Producer(4); ok {
+			t.Fatalf("%s: producer state of the old log survived", what)
+		}
+	}
+	check("after")
+	b := mkBatch(t, batchSpec{n: 1, pid: -1})
+	recordbatch.SetBaseOffset(b, 100)
+	recordbatch.SetLeaderEpoch(b, 7)
+	if _, err := l.AppendReplicated(b); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Truncate(100); err != nil { // back to empty at 100
+		t.Fatal(err)
+	}
+	e.crash(vfs.CrashOptions{})
+	l = e.m.Get(testID)
+	check("after crash")
+	e.close()
+}
