@@ -501,4 +501,3 @@ func (s *source) closeConn() {
 		s.conn = nil
 	}
 }
-
