@@ -1,7 +1,8 @@
 package broker
 
 // ListOffsets v1–8: earliest (-2), latest (-1, the high watermark, which is
-// also the last stable offset until transactions exist), max timestamp (-3,
+// also the last stable offset until transactions exist; for a follower's
+// request, replica_id ≥ 0, the leader's own log end), max timestamp (-3,
 // KIP-734), earliest local (-4) and by timestamp (the first offset whose
 // timestamp is at or after the one asked; -1 when there is none).
 
@@ -36,6 +37,11 @@ func (b *Broker) handleListOffsets(req *kmsg.ListOffsetsRequest) *kmsg.ListOffse
 			switch rp.Timestamp {
 			case -1: // latest
 				sp.Offset = p.highWatermark()
+				if req.ReplicaID >= 0 {
+					// A follower (replica fetcher) asks for the leader's own
+					// end, not the consumers' high watermark.
+					sp.Offset = l.HighWatermark()
+				}
 			case -2, -4: // earliest, earliest local
 				sp.Offset = l.LogStartOffset()
 			case -3: // max timestamp

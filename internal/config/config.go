@@ -32,6 +32,10 @@ type Config struct {
 	RaftAddr string           // raft-addr, default none: IP:port of this broker's Raft listener
 	Voters   map[int32]string // voters, default none: "1=IP:PORT,2=IP:PORT,3=IP:PORT"
 
+	BrokerHeartbeatInterval time.Duration // broker.heartbeat.interval.ms, default 2000
+	BrokerSessionTimeout    time.Duration // broker.session.timeout.ms, default 9000
+	ReplicaLagTime          time.Duration // replica.lag.time.max.ms, default 30000
+
 	AutoCreateTopics         bool  // auto.create.topics.enable, default true
 	NumPartitions            int32 // num.partitions, default 1
 	DefaultReplicationFactor int16 // default.replication.factor, default 1

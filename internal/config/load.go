@@ -42,6 +42,9 @@ func Default() Config {
 		LogRetentionCheckInterval: 300000 * time.Millisecond,
 		TopicDefaults:             map[string]string{},
 		ShutdownTimeout:           10000 * time.Millisecond,
+		BrokerHeartbeatInterval:   2000 * time.Millisecond,
+		BrokerSessionTimeout:      9000 * time.Millisecond,
+		ReplicaLagTime:            30000 * time.Millisecond,
 		Groups: GroupConfig{
 			OffsetsTopicPartitions:        8,
 			OffsetsTopicReplicationFactor: 1,

@@ -124,6 +124,7 @@ func Run(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
 		BrokerConfigs:      cfg.BrokerConfigEntries,
 		DataDir:            cfg.DataDir,
 		FetcherLocalAddr:   localIP(cfg.KafkaAddr),
+		ReplicaLagTime:     cfg.ReplicaLagTime,
 		Groups: broker.GroupConfig{
 			OffsetsTopicPartitions:        cfg.Groups.OffsetsTopicPartitions,
 			OffsetsTopicReplicationFactor: cfg.Groups.OffsetsTopicReplicationFactor,
@@ -167,6 +168,15 @@ func Run(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
 	ready.Store(false)
 	sdCtx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
 	defer cancel()
+	if cs, ok := meta.(interface{ ControlledShutdown(context.Context) error }); ok {
+		// Move partition leadership away before this broker stops serving,
+		// so clients and followers switch to the new leaders at once.
+		csCtx, csCancel := context.WithTimeout(sdCtx, cfg.ShutdownTimeout/2)
+		if err := cs.ControlledShutdown(csCtx); err != nil {
+			logger.Warn("controlled shutdown", "err", err)
+		}
+		csCancel()
+	}
 	if err := b.Shutdown(sdCtx); err != nil {
 		logger.Warn("in-flight requests cut short", "err", err)
 	}
@@ -210,6 +220,8 @@ func openMetadata(ctx context.Context, cfg config.Config, host string, port int3
 		ValidateConfigs:          topicconfig.ValidateAll,
 		DefaultPartitions:        cfg.NumPartitions,
 		DefaultReplicationFactor: cfg.DefaultReplicationFactor,
+		HeartbeatInterval:        cfg.BrokerHeartbeatInterval,
+		SessionTimeout:           cfg.BrokerSessionTimeout,
 	})
 	if err != nil {
 		return nil, err
