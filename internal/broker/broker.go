@@ -177,8 +177,12 @@ func New(cfg Config, meta metadata.Store, logs *storage.Manager) (*Broker, error
 	if err := b.reconcile(); err != nil {
 		return nil, err
 	}
+	// __consumer_offsets may not be creatable yet (a cluster with fewer
+	// brokers registered than offsets.topic.replication.factor): then
+	// FindCoordinator answers COORDINATOR_NOT_AVAILABLE and watchMetadata
+	// tries again on every metadata change.
 	if err := b.ensureOffsetsTopic(); err != nil {
-		return nil, err
+		b.log.Warn("cannot create the offsets topic yet", "err", err)
 	}
 	b.syncCoordinators()
 	b.goFunc(b.watchMetadata)
@@ -201,6 +205,11 @@ func (b *Broker) watchMetadata() {
 		ch := b.meta.Changes()
 		if err := b.reconcile(); err != nil {
 			b.log.Error("apply metadata", "err", err)
+		}
+		if b.meta.Image().Topics[OffsetsTopic] == nil {
+			if err := b.ensureOffsetsTopic(); err != nil {
+				b.log.Debug("cannot create the offsets topic yet", "err", err)
+			}
 		}
 		b.syncCoordinators()
 		select {

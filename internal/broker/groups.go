@@ -32,6 +32,10 @@ import (
 // OffsetsTopic is the internal topic holding committed offsets and groups.
 const OffsetsTopic = "__consumer_offsets"
 
+// replicationWait bounds how long a group step waits for its records to
+// reach the ISR before the requesters' connections are closed.
+const replicationWait = 10 * time.Second
+
 // GroupConfig configures the group coordinators (Kafka names in
 // config.GroupConfig).
 type GroupConfig struct {
@@ -437,6 +441,13 @@ func (r *coordRunner) apply(out group.Output) bool {
 		err := r.part.log.Sync(upTo)
 		if err != nil {
 			r.b.log.Error("group coordinator: fsync", "partition", r.part.id.Partition, "err", err)
+		} else if r.part.leaderState() != nil {
+			// A replicated __consumer_offsets partition: answer once the
+			// ISR has the records, so a commit survives a leader change.
+			err = r.b.waitReplicated(r.part, upTo, r.part.cfg.Load().MinInsyncReplicas, replicationWait)
+			if err != nil {
+				r.b.log.Warn("group coordinator: records not replicated", "partition", r.part.id.Partition, "err", err)
+			}
 		}
 		deliver(err != nil)
 	})

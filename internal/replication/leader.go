@@ -232,7 +232,7 @@ func (s *LeaderState) FollowerFetched(replica int32, fetchOffset int64, now time
 		f.lastCaughtUp = maxTime(f.lastCaughtUp, f.lastFetch)
 	}
 	f.leo, f.lastFetch, f.lastFetchLeaderEnd = fetchOffset, now, s.leaderEnd
-	return s.update(now), nil
+	return s.updateFor(now, replica), nil
 }
 
 func maxTime(a, b time.Time) time.Time {
@@ -273,13 +273,21 @@ func (s *LeaderState) ApplyAssignment(a Assignment, now time.Time) (Update, erro
 func (s *LeaderState) ProposalFailed() { s.pending = nil }
 
 // update recomputes the high watermark and, with no proposal in flight,
-// proposes an ISR change.
-func (s *LeaderState) update(now time.Time) Update {
+// proposes shrinking the ISR.
+func (s *LeaderState) update(now time.Time) Update { return s.updateFor(now, -1) }
+
+// updateFor is update after a fetch by replica fetched (-1: no fetch):
+// only the fetching follower may be proposed for the ISR, as in Kafka
+// (Partition.maybeExpandIsr runs on a follower's fetch). A follower that
+// was removed while caught up must fetch again to come back; otherwise a
+// dead broker's last fetch state would re-propose it at once and its stale
+// log end would hold the high watermark down.
+func (s *LeaderState) updateFor(now time.Time, fetched int32) Update {
 	u := Update{}
 	if s.pending == nil {
 		u.Proposal = s.proposeShrink(now)
-		if u.Proposal == nil {
-			u.Proposal = s.proposeExpand()
+		if u.Proposal == nil && fetched >= 0 {
+			u.Proposal = s.proposeExpand(fetched)
 		}
 		s.pending = u.Proposal
 	}
@@ -310,21 +318,12 @@ func (s *LeaderState) proposeShrink(now time.Time) *ISRProposal {
 	return &ISRProposal{LeaderEpoch: s.a.LeaderEpoch, PartitionEpoch: s.a.PartitionEpoch, ISR: keep}
 }
 
-func (s *LeaderState) proposeExpand() *ISRProposal {
-	var add []int32
-	for _, r := range s.a.Replicas {
-		f := s.followers[r]
-		if f == nil || slices.Contains(s.a.ISR, r) {
-			continue
-		}
-		if f.leo >= s.hw && f.leo >= s.epochStart {
-			add = append(add, r)
-		}
-	}
-	if len(add) == 0 {
+func (s *LeaderState) proposeExpand(r int32) *ISRProposal {
+	f := s.followers[r]
+	if f == nil || slices.Contains(s.a.ISR, r) || f.leo < s.hw || f.leo < s.epochStart {
 		return nil
 	}
-	return &ISRProposal{LeaderEpoch: s.a.LeaderEpoch, PartitionEpoch: s.a.PartitionEpoch, ISR: append(slices.Clone(s.a.ISR), add...)}
+	return &ISRProposal{LeaderEpoch: s.a.LeaderEpoch, PartitionEpoch: s.a.PartitionEpoch, ISR: append(slices.Clone(s.a.ISR), r)}
 }
 
 // CheckEnoughReplicas is the acks=all check before an append: with a

@@ -220,15 +220,18 @@ func TestMinInsyncAndAckWaiter(t *testing.T) {
 	if _, err := s.ApplyAssignment(a, at(2)); err != nil {
 		t.Fatal(err)
 	}
-	// Replica 3, at the HW, is proposed back at once; pending, it holds
-	// the HW at 3 until it fetches 5.
-	if r := w.Ready(s); len(r) != 0 || s.Pending() == nil {
-		t.Fatalf("ready while the returning member lags: %v", r)
+	// Replica 3 is not proposed back until it fetches again (Kafka expands
+	// the ISR on a follower's fetch only): the ISR {1, 2} is at 5, so the
+	// high watermark moves to 5 at once.
+	if s.Pending() != nil {
+		t.Fatalf("proposal without a fetch: %+v", s.Pending())
 	}
-	fetched(t, s, 3, 5, 3)
 	r := w.Ready(s)
 	if len(r) != 2 || r[0].ID != 2 || r[0].Err != nil || r[1].ID != 3 || !errors.Is(r[1].Err, ErrNotEnoughReplicasAfterAppend) {
 		t.Fatalf("at hw 5: %v", r)
+	}
+	if u := fetched(t, s, 3, 5, 3); u.Proposal == nil || len(u.Proposal.ISR) != 3 {
+		t.Fatalf("replica 3 caught up and fetched: proposal %+v", u.Proposal)
 	}
 	if !w.Remove(4) || w.Remove(4) || w.Len() != 0 {
 		t.Fatal("remove")

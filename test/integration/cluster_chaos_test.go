@@ -532,10 +532,6 @@ func TestClusterChaosLeaderKills(t *testing.T) {
 // TestClusterChaosLeaderKillsCommits is TestClusterChaosLeaderKills that
 // also requires the group's committed offsets never to go backwards.
 func TestClusterChaosLeaderKillsCommits(t *testing.T) {
-	t.Skip("broker bug: the group coordinator (internal/broker/groups.go coordRunner) answers OffsetCommit " +
-		"after a local fsync of its __consumer_offsets append, not once the partition's high watermark " +
-		"(the ISR) has it; when that partition's leader is killed the new leader's coordinator loads a log " +
-		"without the last acknowledged commits and OffsetFetch returns older offsets (seen: 160 -> 152)")
 	runLeaderKills(t, false)
 }
 
@@ -568,11 +564,6 @@ func runLeaderKills(t *testing.T, lenientCommits bool) {
 // TestClusterChaosProgressWhileBrokerDown: with one of three brokers dead
 // and min.insync.replicas=2, every partition keeps taking acks=all writes.
 func TestClusterChaosProgressWhileBrokerDown(t *testing.T) {
-	t.Skip("broker bug: after a follower's broker is fenced and removed from the ISR, a surviving leader " +
-		"(internal/replication LeaderState.proposeExpand) proposes re-adding it at once because its stale " +
-		"fetch offset is >= the HW; the controller refuses (\"Broker N is not an assigned, unfenced replica\"), " +
-		"ProposalFailed clears pending and the next update proposes again, so maximalISR keeps the dead " +
-		"broker and the HW stays capped at its last fetch offset: acks=all produces hang until it restarts")
 	c := startChaos(t, 90*time.Second)
 	l := c.leaderOf(0)
 	c.byID(l).kill()
