@@ -609,12 +609,6 @@ func TestClusterChaosPause(t *testing.T) {
 // leader) with kill -9 and restarts it.
 func TestClusterChaosControllerKill(t *testing.T) {
 	c := startChaos(t, 90*time.Second)
-	// When the controller's broker also leads the group's __consumer_offsets
-	// partition, the commit-regression bug of TestClusterChaosLeaderKillsCommits
-	// shows here too: logged, not checked.
-	c.mu.Lock()
-	c.lenientCommits = true
-	c.mu.Unlock()
 	md := c.metadata()
 	ctl := md.Controller
 	victim := c.byID(ctl)
