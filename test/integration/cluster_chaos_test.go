@@ -523,15 +523,9 @@ func (c *chaos) heal() {
 
 // TestClusterChaosLeaderKills kills the leader of each partition in turn
 // with kill -9, restarting it and waiting for it to rejoin every ISR before
-// the next kill. Progress while the victim is down is not required here
-// (see TestClusterChaosProgressWhileBrokerDown).
+// the next kill; the group's committed offsets must never go backwards.
+// Progress while the victim is down is TestClusterChaosProgressWhileBrokerDown.
 func TestClusterChaosLeaderKills(t *testing.T) {
-	runLeaderKills(t, true)
-}
-
-// TestClusterChaosLeaderKillsCommits is TestClusterChaosLeaderKills that
-// also requires the group's committed offsets never to go backwards.
-func TestClusterChaosLeaderKillsCommits(t *testing.T) {
 	runLeaderKills(t, false)
 }
 
