@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -31,6 +32,11 @@ func TestClusterFailoverPerf(t *testing.T) {
 		"STREAMBUS_BROKER_HEARTBEAT_INTERVAL_MS=200",
 		"STREAMBUS_BROKER_SESSION_TIMEOUT_MS=1500",
 		"STREAMBUS_REPLICA_LAG_TIME_MAX_MS=1500",
+	}
+	// STREAMBUS_FAILOVER_ENV (space-separated KEY=VALUE) overrides them,
+	// e.g. to measure a shorter broker session.
+	if v := os.Getenv("STREAMBUS_FAILOVER_ENV"); v != "" {
+		env = append(env, strings.Fields(v)...)
 	}
 	bs := startCluster(t, 3, env...)
 	ctx := testCtx(t, time.Duration(kills)*30*time.Second)
