@@ -30,7 +30,6 @@ package integration
 import (
 	"bytes"
 	"context"
-	"encoding/binary"
 	"fmt"
 	"os"
 	"slices"
@@ -42,7 +41,6 @@ import (
 	"github.com/confluentinc/confluent-kafka-go/v2/kafka"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
-	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
 const (
@@ -410,56 +408,6 @@ func kgoReadAll(t testing.TB, b *broker, topic string, want map[int32]int) map[i
 	return got
 }
 
-// rdkBatches returns the headers of every record batch of a partition, read
-// with Fetch v11: zstd batches need Fetch v10 or later.
-func rdkBatches(t testing.TB, b *broker, topic string, partition int32) []kmsg.RecordBatch {
-	t.Helper()
-	rc := dialRaw(t, b)
-	var out []kmsg.RecordBatch
-	offset := int64(0)
-	for range 1000 {
-		req := kmsg.NewPtrFetchRequest()
-		req.Version = 11
-		req.MaxWaitMillis = 100
-		req.MaxBytes = 8 << 20
-		ft := kmsg.NewFetchRequestTopic()
-		ft.Topic = topic
-		fp := kmsg.NewFetchRequestTopicPartition()
-		fp.Partition = partition
-		fp.FetchOffset = offset
-		fp.PartitionMaxBytes = 4 << 20
-		ft.Partitions = append(ft.Partitions, fp)
-		req.Topics = append(req.Topics, ft)
-		resp := rc.roundTrip(req).(*kmsg.FetchResponse)
-		if len(resp.Topics) != 1 || len(resp.Topics[0].Partitions) != 1 {
-			t.Fatalf("fetch %s/%d: malformed response %+v", topic, partition, resp)
-		}
-		p := resp.Topics[0].Partitions[0]
-		if p.ErrorCode != 0 {
-			t.Fatalf("fetch v11 %s/%d at %d: error code %d", topic, partition, offset, p.ErrorCode)
-		}
-		raw := p.RecordBatches
-		for len(raw) >= 12 {
-			size := int(int32(binary.BigEndian.Uint32(raw[8:]))) + 12
-			if size > len(raw) {
-				break // a partial batch at the end of a fetch is allowed
-			}
-			var rb kmsg.RecordBatch
-			if err := rb.ReadFrom(raw[:size]); err != nil {
-				t.Fatalf("fetch %s/%d: decode batch: %v", topic, partition, err)
-			}
-			out = append(out, rb)
-			offset = rb.FirstOffset + int64(rb.LastOffsetDelta) + 1
-			raw = raw[size:]
-		}
-		if offset >= p.HighWatermark {
-			return out
-		}
-	}
-	t.Fatalf("fetch %s/%d: no progress to the high watermark", topic, partition)
-	return nil
-}
-
 // checkRdkCodec asserts that librdkafka compressed what it wrote to the
 // first n offsets of every partition with codec. librdkafka sends a batch
 // uncompressed when compression does not shrink it, which tiny batches may
@@ -472,7 +420,7 @@ func checkRdkCodec(t testing.TB, b *broker, topic string, n int64, codec int8, s
 	for p := int32(0); p < rdkPartitions; p++ {
 		compressed := 0
 		var shapes []string
-		for _, rb := range rdkBatches(t, b, topic, p) {
+		for _, rb := range fetchBatches(t, b, topic, p) {
 			if rb.FirstOffset >= n {
 				break
 			}
@@ -888,7 +836,7 @@ func TestLibrdkafkaIdempotentProducer(t *testing.T) {
 
 	t.Run("sequences", func(t *testing.T) {
 		for part := int32(0); part < rdkPartitions; part++ {
-			batches := rdkBatches(t, b, topic, part)
+			batches := fetchBatches(t, b, topic, part)
 			next := int32(0)
 			for _, rb := range batches {
 				if rb.FirstSequence != next || rb.ProducerID < 0 || rb.ProducerEpoch < 0 {

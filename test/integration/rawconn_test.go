@@ -223,8 +223,8 @@ func produceRequest(topic string, batch []byte) *kmsg.ProduceRequest {
 }
 
 // fetchBatches reads the raw record batches of one partition from offset 0
-// with Fetch v4 (topic names, no sessions), following until the high
-// watermark.
+// with Fetch v11 (topic names, no sessions; v10+ so that zstd batches are
+// allowed, as Kafka requires), following until the high watermark.
 func fetchBatches(t testing.TB, b *broker, topic string, partition int32) []kmsg.RecordBatch {
 	t.Helper()
 	rc := dialRaw(t, b)
@@ -232,7 +232,7 @@ func fetchBatches(t testing.TB, b *broker, topic string, partition int32) []kmsg
 	offset := int64(0)
 	for range 1000 {
 		req := kmsg.NewPtrFetchRequest()
-		req.Version = 4
+		req.Version = 11
 		req.ReplicaID = -1
 		req.MaxWaitMillis = 100
 		req.MaxBytes = 8 << 20
