@@ -59,6 +59,12 @@ func (b *Broker) handleProduce(c *conn, req *kmsg.ProduceRequest, p *pending) {
 			}
 			if err != nil {
 				sp.ErrorCode = errCode(err)
+				if sp.ErrorCode == kerr.NotLeaderForPartition.Code && mp != nil && req.Version >= 10 {
+					// KIP-951: tell the client where the partition went, so
+					// it can move without a metadata round trip.
+					sp.CurrentLeader.LeaderID, sp.CurrentLeader.LeaderEpoch = mp.Leader, mp.LeaderEpoch
+					addProduceLeaderEndpoint(img, resp, mp.Leader)
+				}
 				if sp.ErrorCode == kerr.UnknownServerError.Code {
 					b.log.Error("produce", "topic", rt.Topic, "partition", rp.Partition, "err", err)
 				}
@@ -199,4 +205,19 @@ func codecFor(compression string) recordbatch.Codec {
 		return recordbatch.CodecZstd
 	}
 	return recordbatch.CodecNone
+}
+
+// addProduceLeaderEndpoint lists a leader's endpoint in a Produce response
+// (KIP-951 NodeEndpoints) once.
+func addProduceLeaderEndpoint(img *metadata.Image, resp *kmsg.ProduceResponse, leader int32) {
+	br, ok := img.Brokers[leader]
+	if !ok {
+		return
+	}
+	for _, b := range resp.Brokers {
+		if b.NodeID == leader {
+			return
+		}
+	}
+	resp.Brokers = append(resp.Brokers, kmsg.ProduceResponseBroker{NodeID: br.NodeID, Host: br.Host, Port: br.Port, Rack: br.Rack})
 }

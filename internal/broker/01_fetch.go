@@ -299,6 +299,9 @@ func (b *Broker) finishFetch(req *kmsg.FetchRequest, p *pending, fs *fetchSessio
 		}
 		if r.errCode == kerr.NotLeaderForPartition.Code || r.errCode == kerr.FencedLeaderEpoch.Code {
 			rp.CurrentLeader.LeaderID, rp.CurrentLeader.LeaderEpoch = r.leaderID, r.leaderE
+			if req.Version >= 16 {
+				addFetchLeaderEndpoint(b.meta.Image(), resp, r.leaderID)
+			}
 		}
 		if r.diverging != nil {
 			rp.DivergingEpoch = *r.diverging
@@ -322,4 +325,19 @@ func (b *Broker) finishFetch(req *kmsg.FetchRequest, p *pending, fs *fetchSessio
 	}
 	p.out.pieces = encodeFetch(p.corr, resp, recs)
 	p.errCode = firstErrorCode(resp)
+}
+
+// addFetchLeaderEndpoint lists a leader's endpoint in a Fetch v16+
+// response (KIP-951 NodeEndpoints) once.
+func addFetchLeaderEndpoint(img *metadata.Image, resp *kmsg.FetchResponse, leader int32) {
+	br, ok := img.Brokers[leader]
+	if !ok {
+		return
+	}
+	for _, b := range resp.Brokers {
+		if b.NodeID == leader {
+			return
+		}
+	}
+	resp.Brokers = append(resp.Brokers, kmsg.FetchResponseBroker{NodeID: br.NodeID, Host: br.Host, Port: br.Port, Rack: br.Rack})
 }
