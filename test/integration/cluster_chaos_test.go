@@ -4,10 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net/http"
 	"sort"
 	"strconv"
-	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -47,69 +45,6 @@ type chaosAck struct {
 	offset    int64
 }
 
-// startClusterRF3Offsets is startCluster for chaosEnv. A broker creates
-// __consumer_offsets while it starts and exits when fewer brokers than
-// offsets.topic.replication.factor are registered yet (broker bug: Kafka
-// creates the topic lazily, answering COORDINATOR_NOT_AVAILABLE until it
-// can); such a broker is started again once its peers are up.
-func startClusterRF3Offsets(t *testing.T) []*broker {
-	t.Helper()
-	requireProcess(t)
-	if harness.kind != "streambus" {
-		t.Skip("cluster tests need the StreamBus broker")
-	}
-	const n = 3
-	raft := make([]string, n)
-	var voters []string
-	for i := range raft {
-		raft[i] = freeAddrOn(t, fmt.Sprintf("127.0.0.%d", i+1))
-		voters = append(voters, fmt.Sprintf("%d=%s", i+1, raft[i]))
-	}
-	bs := make([]*broker, n)
-	for i := range bs {
-		bs[i] = startBroker(t, brokerOpts{
-			Env:    chaosEnv,
-			Host:   fmt.Sprintf("127.0.0.%d", i+1),
-			Args:   []string{"--node-id", fmt.Sprint(i + 1), "--raft-addr", raft[i], "--voters", strings.Join(voters, ",")},
-			noWait: true,
-		})
-	}
-	hc := &http.Client{Timeout: 500 * time.Millisecond}
-	ready := func(b *broker) bool {
-		resp, err := hc.Get("http://" + b.HTTPAddr + "/readyz")
-		if err != nil {
-			return false
-		}
-		resp.Body.Close()
-		return resp.StatusCode == http.StatusOK
-	}
-	restarts := 0
-	deadline := time.Now().Add(60 * time.Second)
-	for {
-		all := true
-		for _, b := range bs {
-			if b.exited() {
-				if restarts++; restarts > 6 {
-					t.Fatalf("broker %s keeps exiting while starting:\n%s", b.Addr, b.proc.output.Tail(8<<10))
-				}
-				t.Logf("broker %s exited while starting: %s", b.Addr, b.proc.output.Tail(300))
-				b.Restart()
-			}
-			all = all && ready(b)
-		}
-		if all {
-			return bs
-		}
-		if time.Now().After(deadline) {
-			for _, b := range bs {
-				t.Logf("broker %s ready %v:\n%s", b.Addr, ready(b), b.proc.output.Tail(4<<10))
-			}
-			t.Fatalf("cluster not ready within 60s")
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-}
-
 // chaos is one running cluster with its workload.
 type chaos struct {
 	t     *testing.T
@@ -138,7 +73,7 @@ type chaos struct {
 // startChaos starts the cluster, creates the topic and starts the producer,
 // the two group members and the committed-offset watcher.
 func startChaos(t *testing.T, timeout time.Duration) *chaos {
-	bs := startClusterRF3Offsets(t)
+	bs := startCluster(t, 3, chaosEnv...)
 	c := &chaos{t: t, bs: bs, topic: "chaos", ctx: testCtx(t, timeout),
 		acked: map[string]chaosAck{}, committed: map[int32]int64{}, lastAck: map[int32]time.Time{}}
 	for _, b := range bs {
