@@ -7,7 +7,6 @@ package broker
 import (
 	"context"
 
-	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/streambus/streambus/internal/metadata"
@@ -16,7 +15,7 @@ import (
 
 func (b *Broker) handleCreateTopics(ctx context.Context, req *kmsg.CreateTopicsRequest) *kmsg.CreateTopicsResponse {
 	resp := req.ResponseKind().(*kmsg.CreateTopicsResponse)
-	seen := make(map[string]int)
+	seen := make(map[string]int, len(req.Topics))
 	for _, t := range req.Topics {
 		seen[t.Topic]++
 	}
@@ -24,8 +23,7 @@ func (b *Broker) handleCreateTopics(ctx context.Context, req *kmsg.CreateTopicsR
 		rt := kmsg.NewCreateTopicsResponseTopic()
 		rt.Topic = t.Topic
 		if seen[t.Topic] > 1 {
-			rt.ErrorCode = kerr.InvalidRequest.Code
-			rt.ErrorMessage = kmsg.StringPtr("topic listed more than once in one request")
+			rt.ErrorCode, rt.ErrorMessage = duplicateTopic()
 			resp.Topics = append(resp.Topics, rt)
 			continue
 		}

@@ -6,13 +6,12 @@ package broker
 import (
 	"context"
 
-	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
 func (b *Broker) handleCreatePartitions(ctx context.Context, req *kmsg.CreatePartitionsRequest) *kmsg.CreatePartitionsResponse {
 	resp := req.ResponseKind().(*kmsg.CreatePartitionsResponse)
-	seen := make(map[string]int)
+	seen := make(map[string]int, len(req.Topics))
 	for _, t := range req.Topics {
 		seen[t.Topic]++
 	}
@@ -20,8 +19,7 @@ func (b *Broker) handleCreatePartitions(ctx context.Context, req *kmsg.CreatePar
 		rt := kmsg.NewCreatePartitionsResponseTopic()
 		rt.Topic = t.Topic
 		if seen[t.Topic] > 1 {
-			rt.ErrorCode = kerr.InvalidRequest.Code
-			rt.ErrorMessage = kmsg.StringPtr("topic listed more than once in one request")
+			rt.ErrorCode, rt.ErrorMessage = duplicateTopic()
 			resp.Topics = append(resp.Topics, rt)
 			continue
 		}

@@ -200,3 +200,9 @@ func hostOf(addr string) string {
 	}
 	return addr
 }
+
+// duplicateTopic is the answer, as Kafka gives it, for a topic that a
+// CreateTopics or CreatePartitions request names more than once.
+func duplicateTopic() (int16, *string) {
+	return kerr.InvalidRequest.Code, kmsg.StringPtr("topic listed more than once in one request")
+}
