@@ -66,6 +66,7 @@ func groupPartition(g string, partitions int32) int32 {
 type coordRunner struct {
 	b      *Broker
 	part   *partition
+	epoch  int32 // the leader epoch this runner leads in
 	cfg    group.Config
 	loaded atomic.Bool
 	wake   chan struct{} // capacity 1: the queue has inputs
@@ -144,9 +145,13 @@ func (b *Broker) ensureOffsetsTopic() error {
 // syncCoordinators starts a runner for every __consumer_offsets partition
 // led here and stops the others.
 func (b *Broker) syncCoordinators() {
+	type led struct {
+		p     *partition
+		epoch int32
+	}
 	img := b.meta.Image()
 	t := img.Topics[OffsetsTopic]
-	want := make(map[int32]*partition)
+	want := make(map[int32]led)
 	if t != nil && !b.closing.Load() {
 		for _, mp := range t.Partitions {
 			if mp.Leader != b.cfg.NodeID {
@@ -155,9 +160,20 @@ func (b *Broker) syncCoordinators() {
 			b.mu.RLock()
 			p := b.parts[storage.PartitionID{Topic: OffsetsTopic, Partition: mp.Index}]
 			b.mu.RUnlock()
-			if p != nil {
-				want[mp.Index] = p
+			if p == nil {
+				continue
 			}
+			// The image may be newer than the one reconcile applied: a
+			// replicated partition is led only once its LeaderState for
+			// this epoch exists, which also means its fetcher stopped, so
+			// the log no longer grows under the loading coordinator.
+			if len(mp.Replicas) > 1 {
+				ls := p.leaderState()
+				if ls == nil || ls.LeaderEpoch() != mp.LeaderEpoch {
+					continue
+				}
+			}
+			want[mp.Index] = led{p, mp.LeaderEpoch}
 		}
 	}
 	gc := &b.groups
@@ -166,20 +182,28 @@ func (b *Broker) syncCoordinators() {
 	if gc.runners == nil {
 		gc.runners = make(map[int32]*coordRunner)
 	}
+	// A runner whose leader epoch changed is replaced even though this
+	// broker leads again: in between it may have followed another leader
+	// and appended records the old runner's state does not hold.
 	for idx, r := range gc.runners {
-		if want[idx] != r.part {
+		if w, ok := want[idx]; !ok || w.p != r.part || w.epoch != r.epoch {
 			r.shutdown()
 			delete(gc.runners, idx)
+			if ok {
+				// Its successor loads the log only once no step of the
+				// old runner can append to it any more.
+				<-r.done
+			}
 		}
 	}
-	for idx, p := range want {
+	for idx, w := range want {
 		if gc.runners[idx] != nil {
 			continue
 		}
 		cfg := b.cfg.Groups.Coordinator
 		cfg.Partition = idx
 		r := &coordRunner{
-			b: b, part: p, cfg: cfg,
+			b: b, part: w.p, epoch: w.epoch, cfg: cfg,
 			wake: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{}),
 			waiting: make(map[uint64]func(kmsg.Response)),
 		}

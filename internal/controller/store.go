@@ -282,13 +282,21 @@ func sameRecord(a, b brokerRecord) bool {
 }
 
 // WaitReady blocks until the cluster has an ID, a controller, and this
-// broker is registered and unfenced in the Image, or ctx ends.
+// process's incarnation is registered and unfenced in the applied state, or
+// ctx ends. Checking the incarnation, not just the node ID, matters after a
+// restart: the state replayed from the local log still shows the previous
+// process registered and unfenced, leading the partitions it led when it
+// died. Serving from that stale state would let this broker act as leader
+// and group coordinator with old data. The new incarnation's registration
+// is applied only after every earlier entry, so once it shows, the local
+// state has caught up to at least that point.
 func (s *Store) WaitReady(ctx context.Context) error {
 	for {
 		ch := s.Changes()
 		img := s.Image()
 		if img.ClusterID != "" && img.ControllerID >= 0 {
-			if b, ok := img.Brokers[s.cfg.NodeID]; ok && b.Host == s.cfg.KafkaHost && b.Port == s.cfg.KafkaPort {
+			b, ok := s.fsm.current().Brokers[s.cfg.NodeID]
+			if ok && !b.Fenced && sameRecord(b, s.brokerRecord()) {
 				return nil
 			}
 		}
