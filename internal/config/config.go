@@ -73,7 +73,8 @@ type GroupConfig struct {
 	// exists.
 	OffsetsTopicPartitions int32
 	// OffsetsTopicReplicationFactor is offsets.topic.replication.factor,
-	// default 1 on a single node.
+	// default 3 as in Kafka. The broker caps it at the number of voters
+	// (so a single node uses 1).
 	OffsetsTopicReplicationFactor int16
 	MinSessionTimeout             time.Duration // group.min.session.timeout.ms, default 6000
 	MaxSessionTimeout             time.Duration // group.max.session.timeout.ms, default 1800000

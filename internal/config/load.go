@@ -47,7 +47,7 @@ func Default() Config {
 		ReplicaLagTime:            30000 * time.Millisecond,
 		Groups: GroupConfig{
 			OffsetsTopicPartitions:        8,
-			OffsetsTopicReplicationFactor: 1,
+			OffsetsTopicReplicationFactor: 3,
 			MinSessionTimeout:             6000 * time.Millisecond,
 			MaxSessionTimeout:             1800000 * time.Millisecond,
 			InitialRebalanceDelay:         3000 * time.Millisecond,

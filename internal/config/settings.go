@@ -311,7 +311,7 @@ func buildSettings() []setting {
 			1, func(c *Config) *time.Duration { return &c.ShutdownTimeout }),
 		intSetting("offsets.topic.num.partitions", "", "Partitions of __consumer_offsets (fixed once the topic exists); each has its own group coordinator.",
 			1, 1000, func(c *Config) *int32 { return &c.Groups.OffsetsTopicPartitions }),
-		intSetting("offsets.topic.replication.factor", "", "Replication factor of __consumer_offsets.",
+		intSetting("offsets.topic.replication.factor", "", "Replication factor of __consumer_offsets, capped at the number of voters (a single node uses 1).",
 			1, math.MaxInt16, func(c *Config) *int16 { return &c.Groups.OffsetsTopicReplicationFactor }),
 		msSetting("group.min.session.timeout.ms", "Smallest session timeout a classic group member may ask for.",
 			1, func(c *Config) *time.Duration { return &c.Groups.MinSessionTimeout }),

@@ -127,7 +127,7 @@ func Run(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
 		ReplicaLagTime:     cfg.ReplicaLagTime,
 		Groups: broker.GroupConfig{
 			OffsetsTopicPartitions:        cfg.Groups.OffsetsTopicPartitions,
-			OffsetsTopicReplicationFactor: cfg.Groups.OffsetsTopicReplicationFactor,
+			OffsetsTopicReplicationFactor: offsetsTopicRF(cfg),
 			Coordinator: group.Config{
 				GroupMinSessionTimeout:    cfg.Groups.MinSessionTimeout,
 				GroupMaxSessionTimeout:    cfg.Groups.MaxSessionTimeout,
@@ -273,4 +273,12 @@ func localIP(addr string) string {
 		return ip.String()
 	}
 	return ""
+}
+
+// offsetsTopicRF is offsets.topic.replication.factor capped at the number
+// of voters (1 for a single node): Kafka's default of 3 would otherwise
+// leave a single node, or a two-voter cluster, without group coordinators.
+// A cluster with at least as many voters gets exactly what is configured.
+func offsetsTopicRF(cfg config.Config) int16 {
+	return int16(min(int(cfg.Groups.OffsetsTopicReplicationFactor), max(len(cfg.Voters), 1)))
 }
