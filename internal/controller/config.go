@@ -14,11 +14,17 @@ type Config struct {
 	NodeID int32
 	// RaftAddr is host:port the controller listens on for Raft and
 	// forwarded calls. Host must be an IP address: outgoing connections
-	// are bound to it too. Required; must equal Voters[NodeID].
+	// are bound to it too. Required; must equal Voters[NodeID] on a voter
+	// and differ from every voter's address on a non-voter.
 	RaftAddr string
-	// Voters maps every voter's node ID to its RaftAddr. It must contain
-	// NodeID. A single entry is a one-voter quorum. Used only to bootstrap
-	// a node with no Raft state; membership changes are not supported yet.
+	// Voters maps every voter's node ID to its RaftAddr; at least one
+	// entry, the same on every node. A single entry is a one-voter
+	// quorum. A voter (NodeID in Voters) with no Raft state bootstraps
+	// the cluster with exactly these voters. A node whose NodeID is not
+	// in Voters is a non-voter (see membership.go): it never bootstraps,
+	// asks the controller (found through the voters' addresses) to add it
+	// to the Raft configuration, and keeps a replicated copy of the log
+	// without voting. Voter changes are not supported.
 	Voters map[int32]string
 	// Dir holds raft.db (log and votes, bbolt) and snapshots/. Created if
 	// missing. Required.
@@ -137,8 +143,8 @@ func (c Config) Validate() error {
 	if err := checkIPAddr(c.RaftAddr); err != nil {
 		return fmt.Errorf("controller: config: RaftAddr: %w", err)
 	}
-	if c.Voters[c.NodeID] != c.RaftAddr {
-		return fmt.Errorf("controller: config: Voters[%d] is %q, want RaftAddr %q", c.NodeID, c.Voters[c.NodeID], c.RaftAddr)
+	if len(c.Voters) == 0 {
+		return errors.New("controller: config: Voters is required (at least one voter)")
 	}
 	for id, addr := range c.Voters {
 		if id < 0 {
@@ -148,7 +154,40 @@ func (c Config) Validate() error {
 			return fmt.Errorf("controller: config: Voters[%d]: %w", id, err)
 		}
 	}
+	if addr, voter := c.Voters[c.NodeID]; voter {
+		if addr != c.RaftAddr {
+			return fmt.Errorf("controller: config: node %d is a voter at %q but RaftAddr is %q", c.NodeID, addr, c.RaftAddr)
+		}
+		return nil
+	}
+	for id, addr := range c.Voters {
+		if sameAddr(addr, c.RaftAddr) {
+			return fmt.Errorf("controller: config: RaftAddr %q of non-voter %d is voter %d's address", c.RaftAddr, c.NodeID, id)
+		}
+	}
 	return nil
+}
+
+// isVoter reports whether this node is one of the configured voters.
+func (c Config) isVoter() bool {
+	_, ok := c.Voters[c.NodeID]
+	return ok
+}
+
+// sameAddr reports whether two IP:port addresses name the same endpoint
+// (127.0.0.1:9093 and 127.000.0.1:9093 do; an unparsable one matches only
+// itself).
+func sameAddr(a, b string) bool {
+	if a == b {
+		return true
+	}
+	ha, pa, errA := net.SplitHostPort(a)
+	hb, pb, errB := net.SplitHostPort(b)
+	if errA != nil || errB != nil || pa != pb {
+		return false
+	}
+	ia, ib := net.ParseIP(ha), net.ParseIP(hb)
+	return ia != nil && ia.Equal(ib)
 }
 
 func checkIPAddr(addr string) error {

@@ -65,6 +65,8 @@ var errorKinds = []struct {
 	{"ineligible_replica", ErrIneligibleReplica},
 	{"election_not_needed", ErrElectionNotNeeded},
 	{"preferred_leader_not_available", ErrPreferredLeaderNotAvailable},
+	{"duplicate_broker_registration", ErrDuplicateBrokerRegistration},
+	{"broker_id_not_registered", ErrBrokerIDNotRegistered},
 }
 
 var errStaleIncarnation = errors.New("controller: broker not registered with this incarnation")

@@ -37,6 +37,7 @@ const (
 	opShutdown         = "controlled_shutdown"
 	opAlterPartition   = "alter_partition"
 	opElectPreferred   = "elect_preferred"
+	opUnregister       = "unregister_broker"
 )
 
 // command is one Raft log entry. The controller resolves every request
@@ -253,6 +254,10 @@ func applyCommand(cur *state, c *command) (*state, *applyResult) {
 		setPartition(next, cur.Topics[c.Alter.Topic], p)
 	case opElectPreferred:
 		electPreferred(next, c.Elect)
+	case opUnregister:
+		if err := applyUnregister(cur, next, c.NodeID); err != nil {
+			return fail(err)
+		}
 	case opCreateTopic:
 		t, err := topicFromCommand(cur, c)
 		if err != nil {

@@ -86,6 +86,9 @@ func (s *Store) execLocal(ctx context.Context, req *request) (*response, error) 
 	if s.closed.Load() {
 		return nil, metadata.ErrClosed
 	}
+	if req.Op == opJoin { // a Raft configuration change, not a command
+		return &response{}, s.addNonvoter(ctx, req)
+	}
 	for attempt := 0; ; attempt++ {
 		if s.raft.State() != raft.Leader {
 			return nil, s.notController()
@@ -97,6 +100,9 @@ func (s *Store) execLocal(ctx context.Context, req *request) (*response, error) 
 			return &response{ProducerID: id}, nil
 		}
 		cmd, resp, err := s.prepare(st, req)
+		if req.Op == opUnregister && (err != nil || cmd == nil) {
+			return resp, s.finishUnregister(ctx, req.NodeID, err)
+		}
 		if err != nil || cmd == nil {
 			return resp, err
 		}
@@ -122,6 +128,9 @@ func (s *Store) execLocal(ctx context.Context, req *request) (*response, error) 
 		if req.Op == opAlterPartition {
 			_, p, _, _ := partitionOf(s.fsm.current(), req.Alter.Topic, req.Alter.Partition)
 			resp.Partition = &p
+		}
+		if req.Op == opUnregister {
+			return resp, s.finishUnregister(ctx, req.NodeID, nil)
 		}
 		return resp, nil
 	}
@@ -212,6 +221,12 @@ func (s *Store) prepare(st *state, req *request) (*command, *response, error) {
 		if req.Broker == nil {
 			return nil, nil, newError(metadata.ErrInvalidRequest, "missing broker")
 		}
+		if old, ok := st.Brokers[req.Broker.NodeID]; ok && sameRecord(old, *req.Broker) {
+			return nil, &response{}, nil // already registered: a retry
+		}
+		if err := s.checkDuplicate(st, req.Broker.NodeID, req.Broker.Incarnation); err != nil {
+			return nil, nil, err
+		}
 		return &command{Op: opRegister, Broker: req.Broker}, nil, nil
 	case opCreateTopic:
 		return s.prepareCreate(st, req.Create)
@@ -247,6 +262,8 @@ func (s *Store) prepare(st *state, req *request) (*command, *response, error) {
 		return &command{Op: opAlterPartition, Alter: req.Alter}, &response{}, nil
 	case opElectPreferred:
 		return prepareElect(st, req.Elect)
+	case opUnregister:
+		return prepareUnregister(st, req)
 	}
 	return nil, nil, newError(metadata.ErrInvalidRequest, fmt.Sprintf("unknown operation %q", req.Op))
 }

@@ -64,6 +64,18 @@ type Store struct {
 	// shuttingDown stops registration and heartbeats once
 	// ControlledShutdown began.
 	shuttingDown atomic.Bool
+	// needJoin makes the broker loop ask the controller to add this
+	// non-voter to the Raft configuration before anything else (at
+	// start; a non-voter also asks before every registration, since
+	// UnregisterBroker removes it). needRegister forces a registration
+	// although the local state shows one (the controller's, ahead of it,
+	// does not).
+	needJoin, needRegister atomic.Bool
+
+	// lastRefusal and lastRefusalAt throttle the warning about refused
+	// registrations; brokerLoop's goroutine only.
+	lastRefusal   string
+	lastRefusalAt time.Time
 
 	closed    atomic.Bool
 	stop      chan struct{}
@@ -97,6 +109,7 @@ func Open(cfg Config) (*Store, error) {
 		sem: make(chan struct{}, 1), hb: map[int32]time.Time{}, stop: make(chan struct{}),
 	}
 	s.leaderID.Store(-1)
+	s.needJoin.Store(!cfg.isVoter())
 	ch := make(chan struct{})
 	s.changes.Store(&ch)
 	s.fsm = &fsm{st: emptyState(), onChange: s.publish}
@@ -136,7 +149,9 @@ func (s *Store) start() error {
 	if err != nil {
 		return fmt.Errorf("controller: inspect raft state: %w", err)
 	}
-	if !has {
+	// Only voters bootstrap; a non-voter with no state waits, with an
+	// empty configuration, to be added by the controller (joinStep).
+	if !has && s.cfg.isVoter() {
 		var servers []raft.Server
 		for _, id := range slices.Sorted(maps.Keys(s.cfg.Voters)) {
 			servers = append(servers, raft.Server{Suffrage: raft.Voter, ID: serverID(id),
@@ -221,8 +236,15 @@ func (s *Store) observeLoop() {
 	}
 }
 
-// brokerLoop initializes the cluster ID (when leading), registers this
-// broker and heartbeats, every HeartbeatInterval and on leader changes.
+// refusalLogInterval is how often a lasting refusal of this broker's
+// registration or join is logged again.
+const refusalLogInterval = 30 * time.Second
+
+// brokerLoop initializes the cluster ID (when leading), joins the Raft
+// configuration (non-voters), registers this broker and heartbeats, every
+// HeartbeatInterval, on leader changes, and while the cluster ID is not
+// known yet also on every state change (a non-voter that just joined
+// registers as soon as the log reaches it).
 func (s *Store) brokerLoop() {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -231,13 +253,18 @@ func (s *Store) brokerLoop() {
 	defer t.Stop()
 	for {
 		if err := s.brokerStep(ctx); err != nil && ctx.Err() == nil {
-			s.log.Debug("controller: register/heartbeat", "err", err)
+			s.logBrokerStepErr(err)
+		}
+		var changed <-chan struct{}
+		if s.fsm.current().ClusterID == "" {
+			changed = s.Changes()
 		}
 		select {
 		case <-s.stop:
 			return
 		case <-t.C:
 		case <-s.wakeCh:
+		case <-changed:
 		}
 	}
 }
@@ -248,6 +275,11 @@ func (s *Store) brokerStep(ctx context.Context) error {
 	if s.shuttingDown.Load() {
 		return nil
 	}
+	if s.needJoin.Load() {
+		if err := s.joinStep(ctx); err != nil {
+			return err
+		}
+	}
 	st := s.fsm.current()
 	if st.ClusterID == "" {
 		if s.raft.State() != raft.Leader {
@@ -257,13 +289,34 @@ func (s *Store) brokerStep(ctx context.Context) error {
 		return err
 	}
 	me := s.brokerRecord()
-	if reg, ok := st.Brokers[me.NodeID]; !ok || !sameRecord(reg, me) {
+	if reg, ok := st.Brokers[me.NodeID]; s.needRegister.Load() || !ok || !sameRecord(reg, me) {
+		// A non-voter that has to register may have been unregistered,
+		// which also removed it from the Raft configuration: it makes
+		// sure it is a member first (idempotent), or it would never see
+		// its registration.
+		if !s.cfg.isVoter() {
+			if err := s.joinStep(ctx); err != nil {
+				return err
+			}
+		}
 		// A broker registers fenced; the heartbeat right after unfences it.
 		if _, err := s.exec(ctx, &request{Op: opRegister, Broker: &me}); err != nil {
 			return err
 		}
+		s.needRegister.Store(false)
 	}
 	_, err := s.exec(ctx, &request{Op: "heartbeat", NodeID: me.NodeID, Incarnation: me.Incarnation})
+	if errors.Is(err, errStaleIncarnation) {
+		// The controller does not know this incarnation although the
+		// local state (behind it) does: it was unregistered while
+		// running. Register again at once, as a Kafka broker does; a
+		// non-voter was also removed from the Raft configuration.
+		s.needRegister.Store(true)
+		select {
+		case s.wakeCh <- struct{}{}:
+		default:
+		}
+	}
 	return err
 }
 
@@ -398,6 +451,7 @@ type request struct {
 	Incarnation  string                       `json:"incarnation,omitempty"`
 	Alter        *AlterPartitionRequest       `json:"alter,omitempty"`
 	Elect        []TopicPartition             `json:"elect,omitempty"`
+	RaftAddr     string                       `json:"raft_addr,omitempty"` // of a joining non-voter
 }
 
 type response struct {
@@ -414,8 +468,13 @@ const retryDelay = 20 * time.Millisecond
 
 // exec runs req on the controller: here if this node leads, else
 // forwarded. Calls that certainly did not reach a leader are retried until
-// ctx ends.
+// ctx ends. The controller is the one Raft names; a node that answers it
+// is not, but names another, is believed for the next attempt; and a
+// non-voter that knows no leader (not joined yet, or removed from the
+// configuration) tries the voters in turn.
 func (s *Store) exec(ctx context.Context, req *request) (*response, error) {
+	var hint string // controller address named by the last node asked
+	probe := 0      // next voter a non-voter asks when nobody is known
 	for {
 		if s.closed.Load() {
 			return nil, metadata.ErrClosed
@@ -427,6 +486,13 @@ func (s *Store) exec(ctx context.Context, req *request) (*response, error) {
 		var err error
 		retry := false
 		addr, id := s.raft.LeaderWithID()
+		if id != serverID(s.cfg.NodeID) && hint != "" {
+			addr, hint = raft.ServerAddress(hint), ""
+		}
+		if addr == "" && id != serverID(s.cfg.NodeID) && !s.cfg.isVoter() {
+			addr = raft.ServerAddress(s.probeVoter(probe))
+			probe++
+		}
 		switch {
 		case id == serverID(s.cfg.NodeID):
 			resp, err = s.execLocal(ctx, req)
@@ -436,6 +502,12 @@ func (s *Store) exec(ctx context.Context, req *request) (*response, error) {
 			err = &NotControllerError{LeaderID: -1}
 		default:
 			resp, err, retry = s.forward(ctx, string(addr), req)
+			var nc *NotControllerError
+			if errors.As(err, &nc) {
+				if a, ok := s.cfg.Voters[nc.LeaderID]; ok && !sameAddr(a, string(addr)) {
+					hint = a
+				}
+			}
 		}
 		// A producer-ID block that may or may not have been reserved is
 		// simply skipped, so allocation retries even ambiguous failures.
@@ -456,6 +528,13 @@ func (s *Store) exec(ctx context.Context, req *request) (*response, error) {
 			return nil, metadata.ErrClosed
 		}
 	}
+}
+
+// probeVoter returns the address of the i-th voter (mod their number) in
+// node ID order.
+func (s *Store) probeVoter(i int) string {
+	ids := slices.Sorted(maps.Keys(s.cfg.Voters))
+	return s.cfg.Voters[ids[i%len(ids)]]
 }
 
 // forward sends req to the controller at addr. retry reports that the
