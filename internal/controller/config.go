@@ -71,6 +71,20 @@ type Config struct {
 	// it for slow followers. Defaults 8192 and 10240.
 	SnapshotThreshold uint64
 	TrailingLogs      uint64
+	// DisableLeaderRebalance turns off automatic leader balancing
+	// (auto.leader.rebalance.enable=false). Default false: the controller
+	// balances.
+	DisableLeaderRebalance bool
+	// LeaderImbalanceCheckInterval is how often the controller checks
+	// leader balance (leader.imbalance.check.interval.seconds). Default
+	// 300s; must not be negative.
+	LeaderImbalanceCheckInterval time.Duration
+	// LeaderImbalancePerBrokerPercentage is the share of a broker's
+	// preferred partitions it may not lead before the controller moves
+	// them back (leader.imbalance.per.broker.percentage). Default 10;
+	// must be in 1..100 (Kafka also takes 0, any imbalance; here zero
+	// means the default).
+	LeaderImbalancePerBrokerPercentage int32
 }
 
 func (c Config) withDefaults() Config {
@@ -110,6 +124,12 @@ func (c Config) withDefaults() Config {
 	if c.TrailingLogs == 0 {
 		c.TrailingLogs = 10240
 	}
+	if c.LeaderImbalanceCheckInterval == 0 {
+		c.LeaderImbalanceCheckInterval = 300 * time.Second
+	}
+	if c.LeaderImbalancePerBrokerPercentage == 0 {
+		c.LeaderImbalancePerBrokerPercentage = 10
+	}
 	return c
 }
 
@@ -139,6 +159,10 @@ func (c Config) Validate() error {
 		return fmt.Errorf("controller: config: RaftTimeout %v must be >= 10ms", c.RaftTimeout)
 	case c.ApplyTimeout < 0:
 		return fmt.Errorf("controller: config: ApplyTimeout %v is negative", c.ApplyTimeout)
+	case c.LeaderImbalanceCheckInterval < 0:
+		return fmt.Errorf("controller: config: LeaderImbalanceCheckInterval %v is negative", c.LeaderImbalanceCheckInterval)
+	case c.LeaderImbalancePerBrokerPercentage < 1 || c.LeaderImbalancePerBrokerPercentage > 100:
+		return fmt.Errorf("controller: config: LeaderImbalancePerBrokerPercentage %d is outside 1..100", c.LeaderImbalancePerBrokerPercentage)
 	}
 	if err := checkIPAddr(c.RaftAddr); err != nil {
 		return fmt.Errorf("controller: config: RaftAddr: %w", err)

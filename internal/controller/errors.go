@@ -65,6 +65,8 @@ var errorKinds = []struct {
 	{"ineligible_replica", ErrIneligibleReplica},
 	{"election_not_needed", ErrElectionNotNeeded},
 	{"preferred_leader_not_available", ErrPreferredLeaderNotAvailable},
+	{"eligible_leaders_not_available", ErrEligibleLeadersNotAvailable},
+	{"no_reassignment_in_progress", ErrNoReassignmentInProgress},
 	{"duplicate_broker_registration", ErrDuplicateBrokerRegistration},
 	{"broker_id_not_registered", ErrBrokerIDNotRegistered},
 }

@@ -37,6 +37,8 @@ const (
 	opShutdown         = "controlled_shutdown"
 	opAlterPartition   = "alter_partition"
 	opElectPreferred   = "elect_preferred"
+	opElectUnclean     = "elect_unclean"
+	opReassign         = "alter_reassignments"
 	opUnregister       = "unregister_broker"
 )
 
@@ -64,6 +66,7 @@ type command struct {
 	Incarnation string                 `json:"incarnation,omitempty"`
 	Alter       *AlterPartitionRequest `json:"alter,omitempty"`
 	Elect       []TopicPartition       `json:"elect,omitempty"`
+	Reassign    []reassignTarget       `json:"reassign,omitempty"`
 }
 
 // brokerRecord is a registered broker.
@@ -132,11 +135,14 @@ type state struct {
 	// PartEpochs holds each topic's partition epochs (by topic ID, indexed
 	// by partition); metadata.Partition has no field for them.
 	PartEpochs map[[16]byte][]int32
+	// Reassigning holds the partitions being reassigned (reassign.go).
+	Reassigning map[TopicPartition]reassignment
 }
 
 func emptyState() *state {
 	return &state{Brokers: map[int32]brokerRecord{}, Topics: map[string]*metadata.Topic{},
-		TopicsByID: map[[16]byte]*metadata.Topic{}, PartEpochs: map[[16]byte][]int32{}}
+		TopicsByID: map[[16]byte]*metadata.Topic{}, PartEpochs: map[[16]byte][]int32{},
+		Reassigning: map[TopicPartition]reassignment{}}
 }
 
 func (s *state) clone() *state {
@@ -145,6 +151,7 @@ func (s *state) clone() *state {
 	n.Topics = maps.Clone(s.Topics)
 	n.TopicsByID = maps.Clone(s.TopicsByID)
 	n.PartEpochs = maps.Clone(s.PartEpochs)
+	n.Reassigning = maps.Clone(s.Reassigning)
 	return &n
 }
 
@@ -251,9 +258,20 @@ func applyCommand(cur *state, c *command) (*state, *applyResult) {
 		if !changed {
 			return fail(errStale)
 		}
+		// An ISR that now holds every target replica completes a
+		// reassignment in this same change.
+		p, _ = completeReassignment(next, TopicPartition{Topic: c.Alter.Topic, Partition: c.Alter.Partition}, p)
 		setPartition(next, cur.Topics[c.Alter.Topic], p)
 	case opElectPreferred:
 		electPreferred(next, c.Elect)
+	case opElectUnclean:
+		if err := electUnclean(next, c.Elect); err != nil {
+			return fail(err)
+		}
+	case opReassign:
+		if err := applyReassign(next, c.Reassign); err != nil {
+			return fail(err)
+		}
 	case opUnregister:
 		if err := applyUnregister(cur, next, c.NodeID); err != nil {
 			return fail(err)
@@ -274,6 +292,7 @@ func applyCommand(cur *state, c *command) (*state, *applyResult) {
 		delete(next.Topics, t.Name)
 		delete(next.TopicsByID, t.ID)
 		delete(next.PartEpochs, t.ID)
+		dropReassignments(next, t.Name)
 	case opCreatePartitions:
 		t := cur.Topics[c.Name]
 		if t == nil {
@@ -312,6 +331,9 @@ func applyCommand(cur *state, c *command) (*state, *applyResult) {
 	default:
 		return fail(fmt.Errorf("controller: unknown command %q", c.Op))
 	}
+	// Any change of ISRs, leaders or broker states may complete a
+	// reassignment (reassign.go).
+	completeReassignments(next)
 	return next, res
 }
 
@@ -399,6 +421,9 @@ type snapshotBody struct {
 	// PartitionEpochs[i] are the partition epochs of Topics[i]; absent
 	// means all zero.
 	PartitionEpochs [][]int32 `json:"partition_epochs,omitempty"`
+	// Reassignments are the reassignments in progress, sorted by topic
+	// and partition.
+	Reassignments []reassignmentRecord `json:"reassignments,omitempty"`
 }
 
 func encodeState(st *state) ([]byte, error) {
@@ -410,6 +435,9 @@ func encodeState(st *state) ([]byte, error) {
 		t := st.Topics[name]
 		body.Topics = append(body.Topics, t)
 		body.PartitionEpochs = append(body.PartitionEpochs, st.PartEpochs[t.ID])
+	}
+	for _, tp := range slices.SortedFunc(maps.Keys(st.Reassigning), compareTP) {
+		body.Reassignments = append(body.Reassignments, reassignmentRecord{TopicPartition: tp, reassignment: st.Reassigning[tp]})
 	}
 	js, err := json.Marshal(body)
 	if err != nil {
@@ -465,6 +493,15 @@ func decodeState(data []byte) (*state, error) {
 		st.Topics[t.Name] = t
 		st.TopicsByID[t.ID] = t
 		st.PartEpochs[t.ID] = epochs
+	}
+	for _, r := range body.Reassignments {
+		if _, dup := st.Reassigning[r.TopicPartition]; dup {
+			return nil, fmt.Errorf("controller: snapshot: %s-%d is reassigned twice", r.Topic, r.Partition)
+		}
+		st.Reassigning[r.TopicPartition] = r.reassignment
+	}
+	if err := checkReassignments(st); err != nil {
+		return nil, err
 	}
 	return st, nil
 }

@@ -262,6 +262,10 @@ func (s *Store) prepare(st *state, req *request) (*command, *response, error) {
 		return &command{Op: opAlterPartition, Alter: req.Alter}, &response{}, nil
 	case opElectPreferred:
 		return prepareElect(st, req.Elect)
+	case opElectUnclean:
+		return prepareUnclean(st, req.Elect)
+	case opReassign:
+		return prepareReassign(st, req)
 	case opUnregister:
 		return prepareUnregister(st, req)
 	}

@@ -14,14 +14,17 @@ import (
 )
 
 // PartitionState returns a partition as this node last applied it, with
-// its partition epoch, or false if the topic or partition does not exist.
+// its partition epoch and reassignment, or false if the topic or partition does not exist.
 // Lock-free; the same on every node after the same log prefix.
 func (s *Store) PartitionState(topic string, partition int32) (PartitionState, bool) {
-	t, p, pe, ok := partitionOf(s.fsm.current(), topic, partition)
+	st := s.fsm.current()
+	t, p, pe, ok := partitionOf(st, topic, partition)
 	if !ok {
 		return PartitionState{}, false
 	}
-	return PartitionState{Partition: p, TopicID: t.ID, PartitionEpoch: pe}, true
+	r := st.Reassigning[TopicPartition{Topic: topic, Partition: partition}]
+	return PartitionState{Partition: p, TopicID: t.ID, PartitionEpoch: pe,
+		AddingReplicas: slices.Clone(r.Adding), RemovingReplicas: slices.Clone(r.Removing)}, true
 }
 
 // AlterPartition is Kafka's AlterPartition: the partition's leader asks
@@ -68,15 +71,17 @@ func (s *Store) ElectPreferredLeaders(ctx context.Context, partitions []TopicPar
 	}
 	out := map[TopicPartition]error{}
 	for _, r := range resp.Elected {
-		out[r.TopicPartition] = fromWire(r.Err)
+		if r.Err != nil {
+			out[r.TopicPartition] = fromWire(r.Err)
+		}
 	}
 	return out, nil
 }
 
 // prepareElect splits the requested partitions into those to elect (the
-// command) and the rest with their errors (the answer). nil means all;
-// then partitions already led by their preferred replica are not
-// reported.
+// command) and the rest with their errors; the answer lists both, the
+// elected ones with no error. nil means all; then partitions already led
+// by their preferred replica are not reported.
 func prepareElect(st *state, tps []TopicPartition) (*command, *response, error) {
 	all := tps == nil
 	if all {
@@ -94,6 +99,7 @@ func prepareElect(st *state, tps []TopicPartition) (*command, *response, error) 
 		case err == nil:
 			if !slices.Contains(elect, tp) {
 				elect = append(elect, tp)
+				resp.Elected = append(resp.Elected, electResult{TopicPartition: tp})
 			}
 		case all && errors.Is(err, ErrElectionNotNeeded):
 		default:

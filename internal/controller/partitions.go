@@ -1,37 +1,57 @@
 package controller
 
 import (
-	"errors"
 	"fmt"
 	"maps"
 	"slices"
 
+	"github.com/twmb/franz-go/pkg/kerr"
+
 	"github.com/streambus/streambus/internal/metadata"
 )
 
-// Leadership errors, as Kafka's AlterPartition and ElectLeaders codes.
-// They survive forwarding (errorKinds) and are mapped to wire codes by the
-// broker.
+// Leadership errors, as Kafka's AlterPartition, ElectLeaders and
+// reassignment codes. They survive forwarding (errorKinds). Each wraps
+// franz-go's kerr value for its code: errors.Is matches the sentinel, and
+// the broker's errCode, which does not import this package, finds the
+// *kerr.Error in the chain.
 var (
 	// ErrNotLeaderOrFollower: the sender is not the partition's leader
 	// (NOT_LEADER_OR_FOLLOWER).
-	ErrNotLeaderOrFollower = errors.New("controller: not the partition leader")
+	ErrNotLeaderOrFollower = kafkaError("controller: not the partition leader", kerr.NotLeaderForPartition)
 	// ErrFencedLeaderEpoch: the sender's leader epoch is not the current
 	// one (FENCED_LEADER_EPOCH).
-	ErrFencedLeaderEpoch = errors.New("controller: fenced leader epoch")
+	ErrFencedLeaderEpoch = kafkaError("controller: fenced leader epoch", kerr.FencedLeaderEpoch)
 	// ErrInvalidUpdateVersion: the sender's partition epoch is not the
 	// current one (INVALID_UPDATE_VERSION); reload metadata and retry.
-	ErrInvalidUpdateVersion = errors.New("controller: invalid partition epoch")
+	ErrInvalidUpdateVersion = kafkaError("controller: invalid partition epoch", kerr.InvalidUpdateVersion)
 	// ErrIneligibleReplica: the proposed ISR adds a fenced, shutting-down
 	// or unassigned broker (INELIGIBLE_REPLICA).
-	ErrIneligibleReplica = errors.New("controller: ineligible replica")
-	// ErrElectionNotNeeded: the preferred replica already leads
-	// (ELECTION_NOT_NEEDED).
-	ErrElectionNotNeeded = errors.New("controller: election not needed")
+	ErrIneligibleReplica = kafkaError("controller: ineligible replica", kerr.IneligibleReplica)
+	// ErrElectionNotNeeded: the preferred replica already leads, or (an
+	// unclean election) the partition has a leader (ELECTION_NOT_NEEDED).
+	ErrElectionNotNeeded = kafkaError("controller: election not needed", kerr.ElectionNotNeeded)
 	// ErrPreferredLeaderNotAvailable: the preferred replica is fenced or
 	// not in the ISR (PREFERRED_LEADER_NOT_AVAILABLE).
-	ErrPreferredLeaderNotAvailable = errors.New("controller: preferred leader not available")
+	ErrPreferredLeaderNotAvailable = kafkaError("controller: preferred leader not available", kerr.PreferredLeaderNotAvailable)
+	// ErrEligibleLeadersNotAvailable: an unclean election found no
+	// registered, unfenced replica (ELIGIBLE_LEADERS_NOT_AVAILABLE).
+	ErrEligibleLeadersNotAvailable = kafkaError("controller: eligible leaders not available", kerr.EligibleLeadersNotAvailable)
+	// ErrNoReassignmentInProgress: a reassignment cancel named a partition
+	// that is not being reassigned (NO_REASSIGNMENT_IN_PROGRESS).
+	ErrNoReassignmentInProgress = kafkaError("controller: no reassignment in progress", kerr.NoReassignmentInProgress)
 )
+
+// codedError is a sentinel that unwraps to its Kafka error.
+type codedError struct {
+	msg  string
+	code *kerr.Error
+}
+
+func kafkaError(msg string, code *kerr.Error) error { return &codedError{msg: msg, code: code} }
+
+func (e *codedError) Error() string { return e.msg }
+func (e *codedError) Unwrap() error { return e.code }
 
 func unknownPartition(topic string, p int32) error {
 	return newError(metadata.ErrUnknownTopic, fmt.Sprintf("Partition %s-%d does not exist.", topic, p))
@@ -50,9 +70,12 @@ type TopicPartition struct {
 type PartitionState struct {
 	metadata.Partition
 	TopicID [16]byte
-	// PartitionEpoch increases with every change of leader, leader epoch
-	// or ISR; 0 at creation.
+	// PartitionEpoch increases with every change of leader, leader epoch,
+	// ISR or replicas; 0 at creation.
 	PartitionEpoch int32
+	// AddingReplicas and RemovingReplicas are set while the partition is
+	// being reassigned (reassign.go); Replicas then lists both.
+	AddingReplicas, RemovingReplicas []int32
 }
 
 // AlterPartitionRequest is a leader's ISR change (Kafka AlterPartition):
