@@ -4,11 +4,17 @@
 #   scripts/dev-cluster.sh start [N]    build and start N brokers (default 3)
 #   scripts/dev-cluster.sh stop         SIGTERM every broker and wait for it
 #   scripts/dev-cluster.sh status       which brokers run, and their readiness
+#   scripts/dev-cluster.sh add [ID]     start one more broker as a Raft non-voter
+#                                       (default: the next free node ID; an ID
+#                                       added before restarts it on its data)
 #
 # Broker i listens on 127.0.0.i: Kafka :9092, HTTP :9644, Raft :9093, and
 # keeps its data in $CLUSTER_DIR/node-i (default ./streambus-cluster). All of
 # 127.0.0.0/8 is loopback on Linux, so no setup is needed. Extra broker
-# settings go through STREAMBUS_* environment variables.
+# settings go through STREAMBUS_* environment variables. The N brokers of
+# `start` are the metadata quorum's voters; an added broker is not among
+# --voters, so it joins as a non-voter (it keeps a copy of the metadata log
+# without voting). Remove one for good with UnregisterBroker after stopping it.
 set -euo pipefail
 export PATH=/usr/local/go/bin:$PATH
 cd "$(dirname "$0")/.."
@@ -53,9 +59,35 @@ stop)
 	done
 	echo "stopped (data kept in $DIR)"
 	;;
+add)
+	[ -f "$DIR/size" ] || { echo "no cluster in $DIR (start one first)" >&2; exit 1; }
+	size=$(cat "$DIR/size")
+	i=${2:-}
+	if [ -z "$i" ]; then
+		i=$((size + 1))
+		while [ -d "$DIR/node-$i" ]; do i=$((i + 1)); done
+	fi
+	if [ "$i" -le "$size" ]; then echo "node $i is a voter; use start" >&2; exit 1; fi
+	if [ "$i" -gt 254 ]; then echo "node $i: no 127.0.0.$i address" >&2; exit 1; fi
+	d="$DIR/node-$i"
+	if [ -f "$d/pid" ] && kill -0 "$(cat "$d/pid")" 2>/dev/null; then echo "node $i already runs" >&2; exit 1; fi
+	voters=""
+	for v in $(seq "$size"); do voters="$voters${voters:+,}$v=127.0.0.$v:9093"; done
+	mkdir -p "$d"
+	"$DIR/streambus-broker" --node-id "$i" --data-dir "$d/data" \
+		--kafka-addr "127.0.0.$i:9092" --http-addr "127.0.0.$i:9644" \
+		--raft-addr "127.0.0.$i:9093" --voters "$voters" >>"$d/log" 2>&1 &
+	echo $! >"$d/pid"
+	for _ in $(seq 300); do
+		curl -sf "http://127.0.0.$i:9644/readyz" >/dev/null 2>&1 && break
+		sleep 0.1
+	done
+	"$0" status
+	;;
 status)
 	[ -f "$DIR/size" ] || { echo "no cluster in $DIR"; exit 0; }
-	for i in $(seq "$(cat "$DIR/size")"); do
+	ids=$(seq "$(cat "$DIR/size")"; for d in "$DIR"/node-*; do [ -d "$d" ] && echo "${d##*-}"; done)
+	for i in $(echo "$ids" | sort -nu); do
 		p="$DIR/node-$i/pid"
 		if [ -f "$p" ] && kill -0 "$(cat "$p")" 2>/dev/null; then
 			ready=$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.$i:9644/readyz" || true)
@@ -66,6 +98,6 @@ status)
 	done
 	;;
 *)
-	echo "usage: $0 start [N] | stop | status" >&2; exit 2
+	echo "usage: $0 start [N] | stop | status | add [ID]" >&2; exit 2
 	;;
 esac

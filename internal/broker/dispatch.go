@@ -69,6 +69,8 @@ func (b *Broker) dispatch(c *conn, req *wire.Request, p *pending) {
 		resp = b.handleCreatePartitions(ctx, m)
 	case *kmsg.DescribeClusterRequest:
 		resp = b.handleDescribeCluster(m)
+	case *kmsg.UnregisterBrokerRequest:
+		resp = b.handleUnregisterBroker(ctx, m)
 	case *kmsg.FindCoordinatorRequest:
 		resp = b.handleFindCoordinator(m)
 	default:

@@ -29,6 +29,7 @@ var apiRanges = map[int16]wire.VersionRange{
 	kmsg.CreatePartitions.Int16():        {Min: 0, Max: 3},
 	kmsg.IncrementalAlterConfigs.Int16(): {Min: 0, Max: 1},
 	kmsg.DescribeCluster.Int16():         {Min: 0, Max: 1},
+	kmsg.UnregisterBroker.Int16():        {Min: 0, Max: 0},
 
 	kmsg.FindCoordinator.Int16():        {Min: 0, Max: 5},
 	kmsg.JoinGroup.Int16():              {Min: 0, Max: 9},

@@ -426,8 +426,12 @@ func TestVoters(t *testing.T) {
 	if len(c.Voters) != 3 || c.Voters[3] != "127.0.0.3:9093" || c.RaftAddr != "127.0.0.2:9093" {
 		t.Fatalf("voters %v raft %q", c.Voters, c.RaftAddr)
 	}
+	if c, err := Load([]string{"--node-id", "4", "--raft-addr", "127.0.0.4:9093", "--voters", "1=127.0.0.1:9093"}, env()); err != nil || c.Voters[4] != "" {
+		t.Fatalf("non-voter: %v %v", c.Voters, err)
+	}
 	for _, bad := range [][]string{
-		{"--node-id", "4", "--raft-addr", "127.0.0.4:9093", "--voters", "1=127.0.0.1:9093"},       // not a voter
+		{"--node-id", "4", "--raft-addr", "127.0.0.1:9093", "--voters", "1=127.0.0.1:9093"},       // non-voter on a voter's address
+		{"--node-id", "4", "--voters", "1=127.0.0.1:9093"},                                        // non-voter without raft-addr
 		{"--node-id", "1", "--voters", "1=127.0.0.1:9093"},                                        // no raft-addr
 		{"--node-id", "1", "--raft-addr", "127.0.0.1:9094", "--voters", "1=127.0.0.1:9093"},       // mismatch
 		{"--node-id", "1", "--raft-addr", "127.0.0.1:9093", "--voters", "1=127.0.0.1:9093,1=x:1"}, // duplicate

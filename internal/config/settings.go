@@ -259,7 +259,7 @@ func buildSettings() []setting {
 			true, true, func(c *Config) *string { return &c.RaftAddr }),
 		{
 			key: "voters", flag: "voters", arg: "ID=IP:PORT,...", typ: kmsg.ConfigTypeList,
-			doc: "The metadata quorum's voters (node id=raft address), the same on every broker; empty means a single node with local metadata.",
+			doc: "The metadata quorum's voters (node id=raft address), the same on every broker; empty means a single node with local metadata. A broker whose node id is not listed is a non-voter: it asks the controller (found through these addresses) to add it, keeps a copy of the metadata log without voting, and needs its own raft-addr.",
 			set: func(c *Config, v string) error {
 				m, err := parseVoters(v)
 				if err != nil {
@@ -446,19 +446,34 @@ func formatVoters(m map[int32]string) string {
 	return strings.Join(parts, ",")
 }
 
-// checkVoters: with voters, this node must be one of them at raft-addr.
+// checkVoters: with voters, a voter listens at its own entry, and a
+// non-voter (node.id not listed) on an address that is none of theirs.
 func checkVoters(c *Config) error {
 	if len(c.Voters) == 0 {
 		return nil
 	}
 	addr, ok := c.Voters[c.NodeID]
 	switch {
-	case !ok:
-		return fmt.Errorf("node.id %d is not among the voters %s", c.NodeID, formatVoters(c.Voters))
 	case c.RaftAddr == "":
 		return fmt.Errorf("raft-addr is required with voters")
-	case addr != c.RaftAddr:
+	case ok && addr != c.RaftAddr:
 		return fmt.Errorf("voter %d is %s but raft-addr is %s", c.NodeID, addr, c.RaftAddr)
+	case ok:
+		return nil
+	}
+	for _, id := range sortedVoterIDs(c.Voters) {
+		if c.Voters[id] == c.RaftAddr {
+			return fmt.Errorf("raft-addr %s of non-voter %d is voter %d's address", c.RaftAddr, c.NodeID, id)
+		}
 	}
 	return nil
+}
+
+func sortedVoterIDs(m map[int32]string) []int32 {
+	ids := make([]int32, 0, len(m))
+	for id := range m {
+		ids = append(ids, id)
+	}
+	sort.Slice(ids, func(i, j int) bool { return ids[i] < ids[j] })
+	return ids
 }

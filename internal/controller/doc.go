@@ -42,8 +42,31 @@
 // gives every broker a full session). As in KRaft a broker registers
 // fenced and its first heartbeat unfences it. Every LivenessCheckInterval
 // the controller fences (a replicated command) each broker whose last
-// heartbeat, by the injected clock, is older than SessionTimeout. A new
-// incarnation registering over a live one fences the old one first.
+// heartbeat, by the injected clock, is older than SessionTimeout.
+//
+// As in KRaft, a new incarnation's registration is refused with
+// ErrDuplicateBrokerRegistration (DUPLICATE_BROKER_REGISTRATION) while the
+// registered incarnation is unfenced and its session valid; the check is
+// made in the controller's prepare path, since sessions are controller
+// memory, not replicated state. The refused process retries every
+// HeartbeatInterval (logging a warning), so a kill -9 and immediate
+// restart comes back once the old session expired, and two processes
+// configured with one node ID cannot take each other's registration. A
+// registration over an unfenced incarnation whose session already expired
+// fences the old one first.
+//
+// Brokers need not be voters (membership.go): a node whose NodeID is not
+// in Voters starts Raft without bootstrapping and asks the controller,
+// found by trying the voters' addresses, to add it as a Raft non-voter
+// (opJoin, a forwarded call the controller answers with raft.AddNonvoter;
+// idempotent, refused for a voter's ID, another member's address, or a
+// live duplicate). It then holds the replicated log like every node.
+// UnregisterBroker (Kafka's API 64) fences a broker and removes its
+// registration in one command, leaving it in replica lists (operators
+// reassign them); a non-voter also leaves the Raft configuration
+// (raft.RemoveServer), a voter keeps its vote (voter changes are not
+// supported). A broker still running gets errStaleIncarnation on its next
+// heartbeat and registers again, a non-voter rejoining first.
 // Image.Brokers lists only unfenced brokers, as KRaft Metadata responses
 // do; Brokers() lists all with their state. Placement (round-robin, a new
 // partition's ISR and leader) uses unfenced brokers only.

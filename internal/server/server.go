@@ -226,7 +226,11 @@ func openMetadata(ctx context.Context, cfg config.Config, host string, port int3
 	if err != nil {
 		return nil, err
 	}
-	logger.Info("waiting for the metadata quorum", "voters", len(cfg.Voters), "raft", cfg.RaftAddr)
+	role := "voter"
+	if _, ok := cfg.Voters[cfg.NodeID]; !ok {
+		role = "non-voter" // joins the Raft configuration through the voters
+	}
+	logger.Info("waiting for the metadata quorum", "voters", len(cfg.Voters), "raft", cfg.RaftAddr, "role", role)
 	if err := cs.WaitReady(ctx); err != nil {
 		cs.Close()
 		if ctx.Err() != nil {
