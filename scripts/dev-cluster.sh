@@ -50,7 +50,10 @@ start)
 	echo "bootstrap servers: $(seq -s, -f '127.0.0.%g:9092' "$n")"
 	;;
 stop)
-	for p in "$DIR"/node-*/pid; do
+	# Highest node ID first: added non-voters stop while the voters still
+	# form a quorum to hand their partitions over to.
+	for i in $(for d in "$DIR"/node-*; do [ -d "$d" ] && echo "${d##*-}"; done | sort -nr); do
+		p="$DIR/node-$i/pid"
 		[ -f "$p" ] || continue
 		pid=$(cat "$p")
 		kill -TERM "$pid" 2>/dev/null || true
