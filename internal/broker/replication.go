@@ -242,31 +242,6 @@ func (b *Broker) waitReplicated(p *partition, upTo int64, minISR int32, timeout 
 	}
 }
 
-// retryPausedFollower restarts a follower partition the fetcher paused on
-// NOT_LEADER_OR_FOLLOWER or FENCED_LEADER_EPOCH while our metadata still
-// names the same leader: the leader's metadata may lag ours (it learns of
-// its leadership a moment later), so waiting for a change here could wait
-// forever.
-func (b *Broker) retryPausedFollower(img *metadata.Image, p *partition) {
-	st, ok := b.fetcher.Status(p.id)
-	if !ok || !st.Paused {
-		return
-	}
-	mp, ok := img.Partition(p.id.Topic, p.id.Partition)
-	if !ok || mp.Leader != st.Leader || mp.LeaderEpoch != st.LeaderEpoch || mp.Leader == b.cfg.NodeID {
-		return // reconcile handles real leadership changes
-	}
-	br, ok := img.Brokers[mp.Leader]
-	if !ok {
-		return
-	}
-	b.fetcher.Unfollow(p.id)
-	leader := replication.Leader{ID: mp.Leader, Addr: joinHostPort(br.Host, br.Port)}
-	if err := b.fetcher.Follow(leader, replication.Followed{Log: p.log, LeaderEpoch: mp.LeaderEpoch}); err != nil {
-		b.log.Error("follow partition", "partition", p.id, "leader", mp.Leader, "err", err)
-	}
-}
-
 // replicationTicker drives ISR shrinking for led partitions.
 func (b *Broker) replicationTicker() {
 	t := time.NewTicker(time.Second)
@@ -284,7 +259,6 @@ func (b *Broker) replicationTicker() {
 		}
 		b.mu.RUnlock()
 		now := b.cfg.Now()
-		img := b.meta.Image()
 		for _, p := range parts {
 			p.rep.mu.Lock()
 			if ls := p.rep.leader; ls != nil {
@@ -292,7 +266,6 @@ func (b *Broker) replicationTicker() {
 				b.applyUpdateLocked(p, ls.Tick(now))
 			}
 			p.rep.mu.Unlock()
-			b.retryPausedFollower(img, p)
 		}
 	}
 }

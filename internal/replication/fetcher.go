@@ -46,6 +46,12 @@ type FetcherConfig struct {
 	Backoff time.Duration
 	// MaxBackoff bounds Backoff's growth. Default 10s.
 	MaxBackoff time.Duration
+	// LeaderRetry is how soon a partition is fetched again after the
+	// leader answered NOT_LEADER_OR_FOLLOWER, FENCED_LEADER_EPOCH or
+	// UNKNOWN_TOPIC_OR_PARTITION (its metadata or ours is a moment
+	// behind, typically just after a leader change); it doubles per
+	// consecutive refusal up to Backoff. Default 100ms.
+	LeaderRetry time.Duration
 	// SocketTimeout is replica.socket.timeout.ms: dial timeout, and
 	// request timeout beyond MaxWait. Default 30s.
 	SocketTimeout time.Duration
@@ -63,6 +69,7 @@ func (c *FetcherConfig) EnsureDefaults() {
 	def(&c.MaxWait, 500*time.Millisecond)
 	def(&c.Backoff, time.Second)
 	def(&c.MaxBackoff, 10*time.Second)
+	def(&c.LeaderRetry, 100*time.Millisecond)
 	def(&c.SocketTimeout, 30*time.Second)
 	if c.ClientID == "" {
 		c.ClientID = "streambus-replica-fetcher"
@@ -88,7 +95,7 @@ func (c *FetcherConfig) Validate() error {
 		return fmt.Errorf("%w: node ID %d", ErrInvalidConfig, c.NodeID)
 	case c.LocalAddr != "" && net.ParseIP(c.LocalAddr) == nil:
 		return fmt.Errorf("%w: local address %q is not an IP", ErrInvalidConfig, c.LocalAddr)
-	case c.MaxWait < 0 || c.Backoff < 0 || c.MaxBackoff < c.Backoff || c.SocketTimeout <= 0:
+	case c.MaxWait < 0 || c.Backoff < 0 || c.MaxBackoff < c.Backoff || c.SocketTimeout <= 0 || c.LeaderRetry < 0:
 		return fmt.Errorf("%w: negative or inconsistent durations", ErrInvalidConfig)
 	case c.MinBytes < 0 || c.MaxBytes <= 0 || c.PartitionMaxBytes <= 0:
 		return fmt.Errorf("%w: byte limits", ErrInvalidConfig)
@@ -113,9 +120,9 @@ type PartitionStatus struct {
 	Leader        int32
 	LeaderEpoch   int32
 	HighWatermark int64 // the leader's, as of the last response; -1 before
-	// Paused is set after NOT_LEADER_OR_FOLLOWER or FENCED_LEADER_EPOCH:
-	// the partition is not fetched until Follow gives it a new leader or
-	// epoch.
+	// Paused is set after NOT_LEADER_OR_FOLLOWER or FENCED_LEADER_EPOCH
+	// until the partition is fetched again (after LeaderRetry, or at once
+	// when Follow gives it a new leader or epoch).
 	Paused bool
 	Err    error // the last error, nil after a successful fetch
 }
@@ -127,9 +134,10 @@ type PartitionStatus struct {
 // (storage.Log.AppendReplicated), fsyncs before the next fetch in
 // FlushOnAck mode, truncates at a DivergingEpoch, and recovers from
 // OFFSET_OUT_OF_RANGE by asking the leader for its log start and end.
-// NOT_LEADER_OR_FOLLOWER and FENCED_LEADER_EPOCH pause the partition
-// until metadata changes (Follow again); other errors back off, doubling
-// up to MaxBackoff.
+// NOT_LEADER_OR_FOLLOWER and FENCED_LEADER_EPOCH pause the partition for
+// LeaderRetry (doubling up to Backoff) or until Follow brings a new leader
+// or epoch; other errors back off, doubling up to MaxBackoff. Adding a
+// partition to a source interrupts its in-flight long poll.
 //
 // Methods are safe for concurrent use. Close stops every goroutine and
 // waits for them; Follow and Unfollow return only when no response is

@@ -37,7 +37,9 @@ type fakeLeader struct {
 	errc int16          // when non-zero, every fetch answers this error
 	seen map[string]int // remote IP → fetches
 	ids  map[int32]int  // replica_id → fetches
+	eps  map[int32]int  // current_leader_epoch → fetches
 	cons []net.Conn
+	quit chan struct{} // closed by close: ends long polls
 }
 
 func newFakeLeader(t *testing.T, l *storage.Log, epoch int32) *fakeLeader {
@@ -50,13 +52,14 @@ func newFakeLeader(t *testing.T, l *storage.Log, epoch int32) *fakeLeader {
 	if err != nil {
 		t.Fatal(err)
 	}
-	fl := &fakeLeader{t: t, ln: ln, log: l, ls: ls, ep: epoch, seen: map[string]int{}, ids: map[int32]int{}}
+	fl := &fakeLeader{t: t, ln: ln, log: l, ls: ls, ep: epoch, seen: map[string]int{}, ids: map[int32]int{}, eps: map[int32]int{}, quit: make(chan struct{})}
 	fl.wg.Add(1)
 	go fl.accept()
 	return fl
 }
 
 func (fl *fakeLeader) close() {
+	close(fl.quit)
 	fl.ln.Close()
 	fl.mu.Lock()
 	for _, c := range fl.cons {
@@ -114,6 +117,7 @@ func (fl *fakeLeader) serve(c net.Conn) {
 			fl.mu.Lock()
 			fl.seen[ip]++
 			fl.ids[m.ReplicaID]++
+			fl.eps[m.Topics[0].Partitions[0].CurrentLeaderEpoch]++
 			fl.mu.Unlock()
 			resp = fl.fetch(m)
 		case *kmsg.ListOffsetsRequest:
@@ -170,6 +174,7 @@ func (fl *fakeLeader) fetch(req *kmsg.FetchRequest) kmsg.Response {
 			// Long poll, bounded by max wait.
 			select {
 			case <-ch:
+			case <-fl.quit:
 			case <-time.After(time.Duration(req.MaxWaitMillis) * time.Millisecond):
 			}
 		}
@@ -428,4 +433,67 @@ func TestFetcherConfig(t *testing.T) {
 			t.Errorf("backoff after %d failures: %d want %d", i, got, want)
 		}
 	}
+}
+
+// A leader that refuses (its metadata lags ours) is asked again after
+// LeaderRetry, without waiting for a metadata change here.
+func TestFetcherRetriesRefusingLeader(t *testing.T) {
+	leader, follower := newNode(t, false), newNode(t, false)
+	appendN(t, leader.log, 4, 3, "x")
+	fl := newFakeLeader(t, leader.log, 4)
+	defer fl.close()
+	fl.mu.Lock()
+	fl.errc = kerr.NotLeaderForPartition.Code
+	fl.mu.Unlock()
+	f := testFetcher(t, "")
+	if err := f.Follow(Leader{ID: 1, Addr: fl.ln.Addr().String()}, Followed{Log: follower.log, LeaderEpoch: 4}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "refused", func() bool {
+		st, _ := f.Status(pid)
+		return errors.Is(st.Err, kerr.NotLeaderForPartition)
+	})
+	fl.mu.Lock()
+	fl.errc = 0 // the leader learned of its leadership
+	fl.mu.Unlock()
+	caughtUp(t, leader.log, follower.log)
+}
+
+// A partition given a new leader epoch while the source's fetch sits in
+// the leader's long poll is fetched at once, not after MaxWait.
+func TestFetcherFollowInterruptsLongPoll(t *testing.T) {
+	leader, follower := newNode(t, false), newNode(t, false)
+	appendN(t, leader.log, 4, 3, "x")
+	fl := newFakeLeader(t, leader.log, 4)
+	defer fl.close()
+	f, err := NewFetcher(FetcherConfig{NodeID: 2, MaxWait: 10 * time.Minute, Backoff: time.Millisecond, MaxBackoff: 10 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	addr := Leader{ID: 1, Addr: fl.ln.Addr().String()}
+	if err := f.Follow(addr, Followed{Log: follower.log, LeaderEpoch: 4}); err != nil {
+		t.Fatal(err)
+	}
+	caughtUp(t, leader.log, follower.log)
+	// Caught up: the next fetch waits in the long poll. Wait until it is
+	// on the wire (two fetches seen: the one that copied, the polling one).
+	waitFor(t, "long poll", func() bool {
+		fl.mu.Lock()
+		defer fl.mu.Unlock()
+		return fl.eps[4] >= 2
+	})
+	fl.mu.Lock()
+	fl.ep = 5
+	fl.mu.Unlock()
+	if err := f.Follow(addr, Followed{Log: follower.log, LeaderEpoch: 5}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "a fetch at the new epoch", func() bool {
+		fl.mu.Lock()
+		defer fl.mu.Unlock()
+		return fl.eps[5] >= 1
+	})
+	appendN(t, leader.log, 5, 2, "y")
+	caughtUp(t, leader.log, follower.log)
 }

@@ -44,6 +44,15 @@ type source struct {
 	wake   chan struct{} // capacity 1: metadata changed
 	done   chan struct{} // closed by stop
 	corrID int32
+
+	// inflight is set while a fetch is on the wire. A partition added (or
+	// given a new leader epoch) meanwhile sets interrupted and closes the
+	// connection: the follower must not sit out the leader's long poll
+	// (MaxWait) before it fetches a partition it just took on, which is
+	// the critical path of a failover (the new leader's acks=all produce
+	// waits for this fetch).
+	inflight    bool
+	interrupted bool
 }
 
 func newSource(f *Fetcher, leader Leader) *source {
@@ -58,6 +67,10 @@ func (s *source) follow(id storage.PartitionID, p Followed) {
 		return
 	}
 	s.parts[id] = &part{Followed: p, hw: -1}
+	if s.inflight && s.conn != nil {
+		s.interrupted = true
+		s.conn.Close()
+	}
 	s.kick()
 }
 
@@ -123,6 +136,17 @@ func (s *source) run() {
 			continue
 		}
 		resp, err := s.fetch(req)
+		s.mu.Lock()
+		s.inflight = false
+		interrupted := s.interrupted
+		s.interrupted = false
+		s.mu.Unlock()
+		if interrupted {
+			s.closeConn()
+			if err != nil {
+				continue // not a failure: fetch again at once, with the new partition
+			}
+		}
 		if err != nil {
 			select {
 			case <-s.done:
@@ -178,15 +202,13 @@ func (s *source) buildFetch(now time.Time) (*kmsg.FetchRequest, time.Duration) {
 	topics := map[string]int{}
 	for id, p := range s.parts {
 		p.truncated = false
-		if p.paused {
-			continue
-		}
 		if now.Before(p.retryAt) {
 			if d := p.retryAt.Sub(now); wait < 0 || d < wait {
 				wait = d
 			}
 			continue
 		}
+		p.paused = false // a refusing leader is asked again once retryAt passes
 		i, ok := topics[id.Topic]
 		if !ok {
 			i = len(req.Topics)
@@ -207,6 +229,7 @@ func (s *source) buildFetch(now time.Time) (*kmsg.FetchRequest, time.Duration) {
 	if len(req.Topics) == 0 {
 		return nil, wait
 	}
+	s.inflight = true
 	return req, 0
 }
 
@@ -286,8 +309,13 @@ func (s *source) applyPartition(id storage.PartitionID, rp *kmsg.FetchResponseTo
 	case err == nil:
 	case errors.Is(err, kerr.NotLeaderForPartition), errors.Is(err, kerr.FencedLeaderEpoch),
 		errors.Is(err, kerr.UnknownTopicOrPartition):
-		// Our metadata is behind: wait for Follow to bring news.
+		// One of us has metadata that is behind: the leader learns of its
+		// leadership a moment after us (or we lag and Follow brings news).
+		// Ask again soon rather than after a full backoff: this is on the
+		// failover path.
+		p.failures++
 		p.paused, p.err = true, fmt.Errorf("replication: %v from %d: %w (%w)", id, s.leader.ID, err, errPaused)
+		p.retryAt = time.Now().Add(min(s.f.cfg.LeaderRetry<<min(p.failures-1, 10), s.f.cfg.Backoff))
 		return nil, nil
 	case errors.Is(err, kerr.OffsetOutOfRange):
 		return nil, p

@@ -83,13 +83,17 @@ func TestClusterFailoverPerf(t *testing.T) {
 		}
 		produce()
 		leader := partition().Leader
+		role := "leader"
+		if md, err := adm.Metadata(ctx); err == nil && md.Controller == leader {
+			role = "leader and controller"
+		}
 		victim := bs[leader-1]
 		start := time.Now()
 		victim.kill()
 		produce()
 		d := time.Since(start)
 		took = append(took, d)
-		t.Logf("kill %d: leader %d, first acks=all produce after %v", i+1, leader, d.Round(time.Millisecond))
+		t.Logf("kill %d: broker %d (%s), first acks=all produce after %v", i+1, leader, role, d.Round(time.Millisecond))
 		victim.Restart()
 		if err := victim.waitReady(); err != nil {
 			t.Fatalf("restart broker %d: %v", leader, err)
