@@ -69,6 +69,12 @@ func (b *Broker) dispatch(c *conn, req *wire.Request, p *pending) {
 		resp = b.handleCreatePartitions(ctx, m)
 	case *kmsg.DescribeClusterRequest:
 		resp = b.handleDescribeCluster(m)
+	case *kmsg.ElectLeadersRequest:
+		resp = b.handleElectLeaders(ctx, m)
+	case *kmsg.AlterPartitionAssignmentsRequest:
+		resp = b.handleAlterPartitionReassignments(ctx, m)
+	case *kmsg.ListPartitionReassignmentsRequest:
+		resp = b.handleListPartitionReassignments(m)
 	case *kmsg.UnregisterBrokerRequest:
 		resp = b.handleUnregisterBroker(ctx, m)
 	case *kmsg.FindCoordinatorRequest:

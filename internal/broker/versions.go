@@ -31,6 +31,10 @@ var apiRanges = map[int16]wire.VersionRange{
 	kmsg.DescribeCluster.Int16():         {Min: 0, Max: 1},
 	kmsg.UnregisterBroker.Int16():        {Min: 0, Max: 0},
 
+	kmsg.ElectLeaders.Int16():               {Min: 0, Max: 2},
+	kmsg.AlterPartitionAssignments.Int16():  {Min: 0, Max: 0},
+	kmsg.ListPartitionReassignments.Int16(): {Min: 0, Max: 0},
+
 	kmsg.FindCoordinator.Int16():        {Min: 0, Max: 5},
 	kmsg.JoinGroup.Int16():              {Min: 0, Max: 9},
 	kmsg.Heartbeat.Int16():              {Min: 0, Max: 4},

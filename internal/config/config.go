@@ -34,7 +34,14 @@ type Config struct {
 
 	BrokerHeartbeatInterval time.Duration // broker.heartbeat.interval.ms, default 2000
 	BrokerSessionTimeout    time.Duration // broker.session.timeout.ms, default 9000
-	ReplicaLagTime          time.Duration // replica.lag.time.max.ms, default 30000
+	// ControllerElectionTimeout is controller.quorum.election.timeout.ms,
+	// default 1000: Raft's heartbeat and election timeout.
+	ControllerElectionTimeout time.Duration
+	ReplicaLagTime            time.Duration // replica.lag.time.max.ms, default 30000
+
+	AutoLeaderRebalance          bool          // auto.leader.rebalance.enable, default true
+	LeaderImbalanceCheckInterval time.Duration // leader.imbalance.check.interval.seconds, default 300
+	LeaderImbalancePerBroker     int32         // leader.imbalance.per.broker.percentage, default 10
 
 	AutoCreateTopics         bool  // auto.create.topics.enable, default true
 	NumPartitions            int32 // num.partitions, default 1

@@ -44,7 +44,12 @@ func Default() Config {
 		ShutdownTimeout:           10000 * time.Millisecond,
 		BrokerHeartbeatInterval:   2000 * time.Millisecond,
 		BrokerSessionTimeout:      9000 * time.Millisecond,
+		ControllerElectionTimeout: 1000 * time.Millisecond,
 		ReplicaLagTime:            30000 * time.Millisecond,
+
+		AutoLeaderRebalance:          true,
+		LeaderImbalanceCheckInterval: 300 * time.Second,
+		LeaderImbalancePerBroker:     10,
 		Groups: GroupConfig{
 			OffsetsTopicPartitions:        8,
 			OffsetsTopicReplicationFactor: 3,

@@ -275,6 +275,33 @@ func buildSettings() []setting {
 			1, func(c *Config) *time.Duration { return &c.BrokerHeartbeatInterval }),
 		msSetting("broker.session.timeout.ms", "A cluster member whose heartbeats stop for this long is fenced and its partitions get new leaders.",
 			1, func(c *Config) *time.Duration { return &c.BrokerSessionTimeout }),
+		msSetting("controller.quorum.election.timeout.ms", "How long a Raft voter waits without hearing from the controller before it starts an election (also the election timeout); a dead controller is replaced within one to two of these.",
+			10, func(c *Config) *time.Duration { return &c.ControllerElectionTimeout }),
+		boolSetting("auto.leader.rebalance.enable", "The controller moves leadership back to each partition's preferred (first) replica when a broker leads too few of its preferred partitions.",
+			func(c *Config) *bool { return &c.AutoLeaderRebalance }),
+		{
+			key: "leader.imbalance.check.interval.seconds", arg: "N", typ: kmsg.ConfigTypeLong,
+			doc: "How often the controller checks leader balance.",
+			set: func(c *Config, v string) error {
+				n, err := parseInt(v, 1, maxMs/1000)
+				if err != nil {
+					return err
+				}
+				c.LeaderImbalanceCheckInterval = time.Duration(n) * time.Second
+				return nil
+			},
+			get: func(c *Config) string {
+				return strconv.FormatInt(int64(c.LeaderImbalanceCheckInterval/time.Second), 10)
+			},
+			check: func(c *Config) error {
+				if c.LeaderImbalanceCheckInterval < time.Second {
+					return fmt.Errorf("%v is below one second", c.LeaderImbalanceCheckInterval)
+				}
+				return nil
+			},
+		},
+		intSetting("leader.imbalance.per.broker.percentage", "", "Share of a broker's preferred partitions (percent) it may not lead before the controller moves them back.",
+			1, 100, func(c *Config) *int32 { return &c.LeaderImbalancePerBroker }),
 		msSetting("replica.lag.time.max.ms", "A follower that has not caught up with its leader for this long leaves the ISR.",
 			1, func(c *Config) *time.Duration { return &c.ReplicaLagTime }),
 		boolSetting("auto.create.topics.enable", "Create unknown topics on metadata requests and produces.",

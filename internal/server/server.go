@@ -222,6 +222,11 @@ func openMetadata(ctx context.Context, cfg config.Config, host string, port int3
 		DefaultReplicationFactor: cfg.DefaultReplicationFactor,
 		HeartbeatInterval:        cfg.BrokerHeartbeatInterval,
 		SessionTimeout:           cfg.BrokerSessionTimeout,
+		RaftTimeout:              cfg.ControllerElectionTimeout,
+
+		DisableLeaderRebalance:             !cfg.AutoLeaderRebalance,
+		LeaderImbalanceCheckInterval:       cfg.LeaderImbalanceCheckInterval,
+		LeaderImbalancePerBrokerPercentage: cfg.LeaderImbalancePerBroker,
 	})
 	if err != nil {
 		return nil, err
