@@ -90,13 +90,26 @@
 //     leader (INVALID_REQUEST) and may add only unfenced replicas
 //     (INELIGIBLE_REPLICA). Applying re-checks all of it.
 //   - ElectPreferredLeaders: the first replica takes over where it is in
-//     the ISR and unfenced.
+//     the ISR and unfenced. ElectLeaders with ElectUnclean gives a
+//     leaderless partition its first live replica as leader and sole ISR
+//     member (elect.go).
+//   - Reassignment (KIP-455, reassign.go): Replicas = target + the old
+//     replicas not in it, with AddingReplicas and RemovingReplicas kept in
+//     state and snapshots; it completes in the change that puts every
+//     target replica in the ISR (Replicas = target, ISR ∩ target, the
+//     leader moved to the first live target replica if it is removed).
+//   - Leader balancing (balance.go): every LeaderImbalanceCheckInterval
+//     the controller runs a preferred election for the partitions of each
+//     broker that leads too few of the partitions it is preferred for.
+//     Open does not start balanceLoop yet (store.go's start must launch
+//     it with the other loops).
 //   - ControlledShutdown: the broker stops heartbeating and is fenced as
 //     shutting down; its heartbeats no longer unfence it (its next process
 //     registers a new incarnation).
 //
-// Not done yet: voter membership changes, reassignment, eligible leader
-// replicas (KIP-966).
+// Not done yet: voter membership changes, eligible leader replicas
+// (KIP-966), reassignment throttles and allow_replication_factor_change
+// (KIP-860).
 //
 // Image.Epoch is local to the process: it increases with every Image this
 // Store publishes (state change or controller change) and is not
