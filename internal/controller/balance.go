@@ -63,10 +63,10 @@ func (s *Store) balanceLeaders(ctx context.Context) error {
 }
 
 // imbalancedPartitions returns, sorted, the partitions to hand back to
-// their preferred replica: for every broker that does not lead more than
-// pct percent of the partitions it is the preferred replica of, those of
-// them not being reassigned whose preferred replica may lead now
-// (checkPreferred).
+// their preferred replica: for every broker for which more than pct
+// percent of the partitions it is the preferred replica of are led by
+// others, those of them not being reassigned whose preferred replica may
+// lead now (checkPreferred).
 func imbalancedPartitions(st *state, pct int32) []TopicPartition {
 	preferred := map[int32]int64{}
 	notLed := map[int32][]TopicPartition{}
