@@ -100,9 +100,8 @@
 //     leader moved to the first live target replica if it is removed).
 //   - Leader balancing (balance.go): every LeaderImbalanceCheckInterval
 //     the controller runs a preferred election for the partitions of each
-//     broker that leads too few of the partitions it is preferred for.
-//     Open does not start balanceLoop yet (store.go's start must launch
-//     it with the other loops).
+//     broker that leads too few of the partitions it is preferred for
+//     (balanceLoop, started by Open, idle unless this node leads).
 //   - ControlledShutdown: the broker stops heartbeating and is fenced as
 //     shutting down; its heartbeats no longer unfence it (its next process
 //     registers a new incarnation).

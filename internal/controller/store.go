@@ -170,10 +170,11 @@ func (s *Store) start() error {
 		return ok
 	})
 	s.raft.RegisterObserver(s.obs)
-	s.wg.Add(3)
+	s.wg.Add(4)
 	go func() { defer s.wg.Done(); s.observeLoop() }()
 	go func() { defer s.wg.Done(); s.brokerLoop() }()
 	go func() { defer s.wg.Done(); s.livenessLoop() }()
+	go func() { defer s.wg.Done(); s.balanceLoop() }()
 	return nil
 }
 

@@ -44,6 +44,7 @@ func TestClusterFailoverPerf(t *testing.T) {
 	const topic = "failover-perf"
 	cl, err := kgo.NewClient(kgo.SeedBrokers(seeds...), kgo.DefaultProduceTopic(topic),
 		kgo.RequiredAcks(kgo.AllISRAcks()), kgo.RecordRetries(1<<30), kgo.MetadataMinAge(100*time.Millisecond),
+		kgo.RecordPartitioner(kgo.ManualPartitioner()),
 		kgo.RetryBackoffFn(func(int) time.Duration { return 50 * time.Millisecond }))
 	if err != nil {
 		t.Fatal(err)
@@ -51,56 +52,96 @@ func TestClusterFailoverPerf(t *testing.T) {
 	defer cl.Close()
 	adm := kadm.NewClient(cl)
 	minISR := "2"
-	if _, err := adm.CreateTopic(ctx, 1, 3, map[string]*string{"min.insync.replicas": &minISR}, topic); err != nil {
+	// Three partitions, one preferred leader on each broker, so that every
+	// broker (the controller included) leads one after a preferred
+	// election.
+	if _, err := adm.CreateTopic(ctx, 3, 3, map[string]*string{"min.insync.replicas": &minISR}, topic); err != nil {
 		t.Fatal(err)
 	}
-	partition := func() kadm.PartitionDetail {
+	// settled waits until every partition has a leader and a full ISR and
+	// returns the metadata.
+	settled := func() kadm.Metadata {
 		for ctx.Err() == nil {
 			rctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 			md, err := adm.Metadata(rctx, topic)
 			cancel()
-			if err == nil {
-				if p, ok := md.Topics[topic].Partitions[0]; ok && p.Leader > 0 {
-					return p
+			ok := err == nil && len(md.Topics[topic].Partitions) == 3 && md.Controller > 0
+			if ok {
+				for _, p := range md.Topics[topic].Partitions {
+					ok = ok && p.Leader > 0 && len(p.ISR) == 3
 				}
+			}
+			if ok {
+				return md
 			}
 			time.Sleep(50 * time.Millisecond)
 		}
-		t.Fatal("no metadata")
-		return kadm.PartitionDetail{}
+		t.Fatal("no settled metadata")
+		return kadm.Metadata{}
 	}
-	produce := func() {
-		if err := cl.ProduceSync(ctx, &kgo.Record{Value: []byte("x")}).FirstErr(); err != nil {
+	produce := func(p int32) {
+		if err := cl.ProduceSync(ctx, &kgo.Record{Value: []byte("x"), Partition: p}).FirstErr(); err != nil {
 			t.Fatalf("produce: %v", err)
 		}
 	}
-	produce()
-	var took []time.Duration
+	for p := int32(0); p < 3; p++ {
+		produce(p)
+	}
+	var all, ofController, ofOthers []time.Duration
 	for i := 0; i < kills; i++ {
-		// Every replica in the ISR, so the kill leaves min.insync.replicas.
-		for p := partition(); len(p.ISR) < 3; p = partition() {
-			time.Sleep(50 * time.Millisecond)
+		// Every replica back in the ISR (so the kill leaves
+		// min.insync.replicas) and leaders back on their preferred
+		// replicas; then kill the controller on even rounds and another
+		// broker on odd ones, each while it leads a partition.
+		settled()
+		ectx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		adm.ElectLeaders(ectx, kadm.ElectPreferredReplica, nil)
+		cancel()
+		var md kadm.Metadata
+		var part int32 = -1
+		var victimID int32
+		for part < 0 && ctx.Err() == nil {
+			md = settled()
+			for _, p := range md.Topics[topic].Partitions {
+				if (i%2 == 0) == (p.Leader == md.Controller) {
+					part, victimID = p.Partition, p.Leader
+					break
+				}
+			}
+			if part < 0 {
+				time.Sleep(100 * time.Millisecond)
+			}
 		}
-		produce()
-		leader := partition().Leader
 		role := "leader"
-		if md, err := adm.Metadata(ctx); err == nil && md.Controller == leader {
+		if victimID == md.Controller {
 			role = "leader and controller"
 		}
-		victim := bs[leader-1]
+		produce(part)
+		victim := bs[victimID-1]
 		start := time.Now()
 		victim.kill()
-		produce()
+		produce(part)
 		d := time.Since(start)
-		took = append(took, d)
-		t.Logf("kill %d: broker %d (%s), first acks=all produce after %v", i+1, leader, role, d.Round(time.Millisecond))
+		all = append(all, d)
+		if victimID == md.Controller {
+			ofController = append(ofController, d)
+		} else {
+			ofOthers = append(ofOthers, d)
+		}
+		t.Logf("kill %d: broker %d (%s of partition %d), first acks=all produce after %v", i+1, victimID, role, part, d.Round(time.Millisecond))
 		victim.Restart()
 		if err := victim.waitReady(); err != nil {
-			t.Fatalf("restart broker %d: %v", leader, err)
+			t.Fatalf("restart broker %d: %v", victimID, err)
 		}
 	}
-	slices.Sort(took)
-	t.Logf("failover over %d kill -9s of the leader: median %v, max %v, min %v (settings %v, client MetadataMinAge 100ms, retry backoff 50ms)",
-		len(took), took[len(took)/2].Round(time.Millisecond), took[len(took)-1].Round(time.Millisecond),
-		took[0].Round(time.Millisecond), env)
+	stats := func(ds []time.Duration) string {
+		if len(ds) == 0 {
+			return "none"
+		}
+		slices.Sort(ds)
+		return fmt.Sprintf("median %v, max %v, min %v over %d", ds[len(ds)/2].Round(time.Millisecond),
+			ds[len(ds)-1].Round(time.Millisecond), ds[0].Round(time.Millisecond), len(ds))
+	}
+	t.Logf("failover over %d kill -9s of a partition leader: %s; the leader alone: %s; the leader that was also the controller: %s (settings %v, client MetadataMinAge 100ms, retry backoff 50ms)",
+		len(all), stats(all), stats(ofOthers), stats(ofController), env)
 }
