@@ -7,8 +7,11 @@ package broker
 // goroutine, until a log it reads advances or max_wait passes (long poll).
 // Incremental fetch sessions (KIP-227) live in fetch_session.go; v13+ names
 // topics by ID. Record bytes are sent with sendfile (fetch_encode.go).
+// Consumers on v11+ may also read from followers, and a leader with a
+// replica selector may send them to one (KIP-392, follower_fetch.go).
 
 import (
+	"errors"
 	"reflect"
 	"time"
 
@@ -27,6 +30,21 @@ type fetchResult struct {
 	leaderID, leaderE int32
 	slice             *storage.Slice
 	diverging         *kmsg.FetchResponseTopicPartitionDivergingEpoch
+	preferred         int32 // preferred read replica (KIP-392); -1: none
+}
+
+// fetchParams are the request-wide inputs of readFetch.
+type fetchParams struct {
+	version  int16
+	replica  int32  // the fetching follower's ID; -1 for consumers
+	rack     string // the consumer's rack (v11+)
+	maxBytes int64
+}
+
+// fromFollowerAllowed reports whether a follower may serve this fetch:
+// consumer fetches from v11 on, as in Kafka.
+func (fp fetchParams) fromFollowerAllowed() bool {
+	return fp.replica < 0 && fp.version >= minFollowerFetchVersion
 }
 
 func (b *Broker) handleFetch(c *conn, req *kmsg.FetchRequest, p *pending) {
@@ -107,11 +125,11 @@ func (b *Broker) handleFetch(c *conn, req *kmsg.FetchRequest, p *pending) {
 		maxBytes = 1 << 31
 	}
 	deadline := time.Now().Add(time.Duration(req.MaxWaitMillis) * time.Millisecond)
-	replica := req.ReplicaID
+	fp := fetchParams{version: req.Version, replica: req.ReplicaID, rack: req.Rack, maxBytes: maxBytes}
 	if req.Version >= 15 {
-		replica = req.ReplicaState.ID
+		fp.replica = req.ReplicaState.ID
 	}
-	results, size, wake := b.readFetch(img, targets, maxBytes, replica)
+	results, size, wake, poll := b.readFetch(img, targets, fp)
 	if b.fetchDone(req, results, size) {
 		b.finishFetch(req, p, fs, incr, results)
 		return
@@ -121,11 +139,11 @@ func (b *Broker) handleFetch(c *conn, req *kmsg.FetchRequest, p *pending) {
 	b.goFunc(func() {
 		defer close(p.ready)
 		for {
-			if !b.waitFetch(c, wake, deadline) {
-				results, _, _ = b.readFetch(b.meta.Image(), targets, maxBytes, replica)
+			if !b.waitFetch(c, wake, deadline, poll) {
+				results, _, _, _ = b.readFetch(b.meta.Image(), targets, fp)
 				break
 			}
-			results, size, wake = b.readFetch(b.meta.Image(), targets, maxBytes, replica)
+			results, size, wake, poll = b.readFetch(b.meta.Image(), targets, fp)
 			if b.fetchDone(req, results, size) || !time.Now().Before(deadline) {
 				break
 			}
@@ -144,22 +162,32 @@ func (fs *fetchSession) targets() []*sessionPart {
 }
 
 // readFetch reads every target once. It returns the results, their total
-// size, and channels that close when any of the logs read advances.
-// Consumers (replica < 0) read up to the high watermark; a follower reads
-// up to the leader's own end (its durable offset in log.flush.mode=ack),
-// and its fetch offset reports its progress to the LeaderState.
-func (b *Broker) readFetch(img *metadata.Image, targets []*sessionPart, maxBytes int64, replica int32) ([]fetchResult, int64, []<-chan struct{}) {
+// size, channels that close when any of the logs read advances, and
+// whether a follower partition was read (its high watermark advances
+// without a wake-up, so a long poll rechecks it).
+// Consumers (replica < 0) read up to the high watermark (on a follower, the
+// one learnt from the leader); a follower reads up to the leader's own end
+// (its durable offset in log.flush.mode=ack), and its fetch offset reports
+// its progress to the LeaderState.
+func (b *Broker) readFetch(img *metadata.Image, targets []*sessionPart, fp fetchParams) ([]fetchResult, int64, []<-chan struct{}, bool) {
 	results := make([]fetchResult, 0, len(targets))
 	wake := []<-chan struct{}{b.meta.Changes()}
 	var total int64
+	poll := false
+	replica, maxBytes := fp.replica, fp.maxBytes
 	for _, t := range targets {
-		r := fetchResult{sp: t, hw: -1, logStart: -1, leaderID: -1, leaderE: -1}
+		r := fetchResult{sp: t, hw: -1, logStart: -1, leaderID: -1, leaderE: -1, preferred: -1}
 		if t.topic == "" {
 			r.errCode = kerr.UnknownTopicID.Code
 			results = append(results, r)
 			continue
 		}
 		part, mp, err := b.lookup(img, t.topic, t.partition)
+		follower := false
+		if errors.Is(err, kerr.NotLeaderForPartition) && fp.fromFollowerAllowed() {
+			part, err = b.lookupFollower(img, t.topic, mp)
+			follower = err == nil
+		}
 		if err == nil {
 			err = checkLeaderEpoch(t.leaderEpoch, mp)
 		}
@@ -172,8 +200,16 @@ func (b *Broker) readFetch(img *metadata.Image, targets []*sessionPart, maxBytes
 			continue
 		}
 		l := part.log
-		wake = append(wake, part.changed()...)
-		upTo := part.highWatermark()
+		var upTo int64
+		switch {
+		case follower:
+			upTo = b.followerHighWatermark(part)
+			wake = append(wake, l.Changed())
+			poll = true
+		default:
+			upTo = part.highWatermark()
+			wake = append(wake, part.changed()...)
+		}
 		if replica >= 0 {
 			if err := b.followerFetched(part, replica, t.fetchOffset); err != nil {
 				r.errCode = errCode(err)
@@ -188,7 +224,17 @@ func (b *Broker) readFetch(img *metadata.Image, targets []*sessionPart, maxBytes
 				continue
 			}
 		}
-		r.hw, r.logStart = part.highWatermark(), l.LogStartOffset()
+		r.hw, r.logStart = upTo, l.LogStartOffset()
+		if replica >= 0 {
+			r.hw = part.highWatermark()
+		}
+		if !follower && replica < 0 && fp.version >= minFollowerFetchVersion {
+			if r.preferred = b.preferredReadReplica(img, part, fp.rack, t.fetchOffset); r.preferred >= 0 {
+				// Kafka sends no records with a preferred read replica.
+				results = append(results, r)
+				continue
+			}
+		}
 		limit := int64(t.maxBytes)
 		if rem := maxBytes - total; rem < limit {
 			limit = rem
@@ -209,7 +255,7 @@ func (b *Broker) readFetch(img *metadata.Image, targets []*sessionPart, maxBytes
 		}
 		results = append(results, r)
 	}
-	return results, total, wake
+	return results, total, wake, poll
 }
 
 func (b *Broker) fetchDone(req *kmsg.FetchRequest, results []fetchResult, size int64) bool {
@@ -217,7 +263,7 @@ func (b *Broker) fetchDone(req *kmsg.FetchRequest, results []fetchResult, size i
 		return true
 	}
 	for _, r := range results {
-		if r.errCode != 0 || r.diverging != nil {
+		if r.errCode != 0 || r.diverging != nil || r.preferred >= 0 {
 			return true
 		}
 	}
@@ -242,16 +288,23 @@ func divergingEpoch(l *storage.Log, t *sessionPart) *kmsg.FetchResponseTopicPart
 }
 
 // waitFetch blocks until a log advances (true) or the deadline passes, the
-// connection dies or the broker shuts down (false).
-func (b *Broker) waitFetch(c *conn, wake []<-chan struct{}, deadline time.Time) bool {
+// connection dies or the broker shuts down (false). With poll it also
+// returns true after followerHWPollInterval, to recheck follower high
+// watermarks.
+func (b *Broker) waitFetch(c *conn, wake []<-chan struct{}, deadline time.Time, poll bool) bool {
 	timer := time.NewTimer(time.Until(deadline))
 	defer timer.Stop()
-	cases := make([]reflect.SelectCase, 0, len(wake)+3)
+	cases := make([]reflect.SelectCase, 0, len(wake)+4)
 	cases = append(cases,
 		reflect.SelectCase{Dir: reflect.SelectRecv, Chan: reflect.ValueOf(timer.C)},
 		reflect.SelectCase{Dir: reflect.SelectRecv, Chan: reflect.ValueOf(b.closedCh)},
 		reflect.SelectCase{Dir: reflect.SelectRecv, Chan: reflect.ValueOf(c.done)},
 	)
+	if poll {
+		recheck := time.NewTimer(followerHWPollInterval)
+		defer recheck.Stop()
+		cases = append(cases, reflect.SelectCase{Dir: reflect.SelectRecv, Chan: reflect.ValueOf(recheck.C)})
+	}
 	for _, w := range wake {
 		cases = append(cases, reflect.SelectCase{Dir: reflect.SelectRecv, Chan: reflect.ValueOf(w)})
 	}
@@ -277,7 +330,7 @@ func (b *Broker) finishFetch(req *kmsg.FetchRequest, p *pending, fs *fetchSessio
 	readCommitted := req.IsolationLevel == 1
 	for i := range results {
 		r := &results[i]
-		if incr && r.errCode == 0 && r.diverging == nil && (r.slice == nil || r.slice.Size == 0) &&
+		if incr && r.errCode == 0 && r.diverging == nil && r.preferred < 0 && (r.slice == nil || r.slice.Size == 0) &&
 			r.hw == r.sp.sentHW && r.logStart == r.sp.sentLogStart {
 			continue // nothing new for this partition
 		}
@@ -294,6 +347,7 @@ func (b *Broker) finishFetch(req *kmsg.FetchRequest, p *pending, fs *fetchSessio
 		rp.Partition = r.sp.partition
 		rp.ErrorCode = r.errCode
 		rp.HighWatermark, rp.LastStableOffset, rp.LogStartOffset = r.hw, r.hw, r.logStart
+		rp.PreferredReadReplica = r.preferred
 		if readCommitted {
 			rp.AbortedTransactions = []kmsg.FetchResponseTopicPartitionAbortedTransaction{}
 		}

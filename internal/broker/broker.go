@@ -72,6 +72,12 @@ type Config struct {
 	// host of this broker's own addresses); empty lets the OS choose.
 	FetcherLocalAddr string
 
+	// RackAwareReplicaSelector is replica.selector.class set to Kafka's
+	// RackAwareReplicaSelector: a consumer fetch naming a rack is sent to
+	// an in-sync replica in that rack (KIP-392, follower_fetch.go).
+	// Default false: the leader serves every consumer, as in Kafka.
+	RackAwareReplicaSelector bool
+
 	MaxDecompressedBytes int // bound on decompressing one batch; default 64 MiB
 
 	Logger  *slog.Logger
@@ -128,6 +134,7 @@ type Broker struct {
 	fetchSessions *fetchSessions
 	frames        framePool
 	fetcher       *replication.Fetcher // copies partitions this broker follows
+	followerHWs   followerHWs          // high watermarks served from follower partitions (follower_fetch.go)
 	groups        groupCoordinators
 
 	mu    sync.RWMutex
