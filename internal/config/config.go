@@ -17,6 +17,19 @@ const (
 	FlushInterval FlushMode = "interval"
 )
 
+// RackAwareReplicaSelector is Kafka's replica.selector.class that sends
+// consumers to a replica in their rack; RackAwareAlias is accepted for it.
+const (
+	RackAwareReplicaSelector = "org.apache.kafka.common.replica.RackAwareReplicaSelector"
+	RackAwareAlias           = "rack-aware"
+)
+
+// RackAware reports whether replica.selector.class is the rack-aware
+// selector.
+func (c *Config) RackAware() bool {
+	return c.ReplicaSelectorClass == RackAwareReplicaSelector || c.ReplicaSelectorClass == RackAwareAlias
+}
+
 // Config is the whole broker configuration. Field comments give the YAML
 // key (Kafka's name where Kafka has one) and the default.
 type Config struct {
@@ -31,6 +44,15 @@ type Config struct {
 	// the broker is a single node with a local metadata file.
 	RaftAddr string           // raft-addr, default none: IP:port of this broker's Raft listener
 	Voters   map[int32]string // voters, default none: "1=IP:PORT,2=IP:PORT,3=IP:PORT"
+
+	// BrokerRack is broker.rack, default none: this broker's rack, listed
+	// in Metadata and used by replica.selector.class.
+	BrokerRack string
+	// ReplicaSelectorClass is replica.selector.class, default none: the
+	// leader serves every consumer. RackAwareReplicaSelector (set as
+	// Kafka's class name or "rack-aware") sends a consumer that names its
+	// rack to an in-sync replica in that rack (KIP-392).
+	ReplicaSelectorClass string
 
 	BrokerHeartbeatInterval time.Duration // broker.heartbeat.interval.ms, default 2000
 	BrokerSessionTimeout    time.Duration // broker.session.timeout.ms, default 9000

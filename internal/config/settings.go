@@ -271,6 +271,32 @@ func buildSettings() []setting {
 			get:   func(c *Config) string { return formatVoters(c.Voters) },
 			check: func(c *Config) error { return checkVoters(c) },
 		},
+		{
+			key: "broker.rack", arg: "RACK", typ: kmsg.ConfigTypeString,
+			doc: "This broker's rack, listed in Metadata and used by replica.selector.class; empty means none.",
+			set: func(c *Config, v string) error {
+				c.BrokerRack = strings.TrimSpace(v)
+				return nil
+			},
+			get: func(c *Config) string { return c.BrokerRack },
+		},
+		{
+			key: "replica.selector.class", arg: "CLASS", typ: kmsg.ConfigTypeString,
+			doc: "Which replica serves consumers: empty for the partition leader, or " + RackAwareReplicaSelector + " (also " + RackAwareAlias + ") to send a consumer that names its rack (client.rack) to an in-sync replica in that rack (KIP-392).",
+			set: func(c *Config, v string) error {
+				v = strings.TrimSpace(v)
+				if err := checkReplicaSelector(v); err != nil {
+					return err
+				}
+				if v == RackAwareAlias {
+					v = RackAwareReplicaSelector
+				}
+				c.ReplicaSelectorClass = v
+				return nil
+			},
+			get:   func(c *Config) string { return c.ReplicaSelectorClass },
+			check: func(c *Config) error { return checkReplicaSelector(c.ReplicaSelectorClass) },
+		},
 		msSetting("broker.heartbeat.interval.ms", "How often a cluster member heartbeats to the controller.",
 			1, func(c *Config) *time.Duration { return &c.BrokerHeartbeatInterval }),
 		msSetting("broker.session.timeout.ms", "A cluster member whose heartbeats stop for this long is fenced and its partitions get new leaders.",
@@ -408,6 +434,13 @@ func buildSettings() []setting {
 func checkFlushMode(m FlushMode) error {
 	if m != FlushOnAck && m != FlushInterval {
 		return fmt.Errorf("%q is not %s or %s", m, FlushOnAck, FlushInterval)
+	}
+	return nil
+}
+
+func checkReplicaSelector(v string) error {
+	if v != "" && v != RackAwareReplicaSelector && v != RackAwareAlias {
+		return fmt.Errorf("unknown replica selector %q (empty, %s or %s)", v, RackAwareReplicaSelector, RackAwareAlias)
 	}
 	return nil
 }

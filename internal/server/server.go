@@ -125,6 +125,10 @@ func Run(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
 		DataDir:            cfg.DataDir,
 		FetcherLocalAddr:   localIP(cfg.KafkaAddr),
 		ReplicaLagTime:     cfg.ReplicaLagTime,
+
+		// replica.selector.class
+		RackAwareReplicaSelector: cfg.RackAware(),
+
 		Groups: broker.GroupConfig{
 			OffsetsTopicPartitions:        cfg.Groups.OffsetsTopicPartitions,
 			OffsetsTopicReplicationFactor: offsetsTopicRF(cfg),
@@ -203,6 +207,7 @@ func openMetadata(ctx context.Context, cfg config.Config, host string, port int3
 			NodeID:                   cfg.NodeID,
 			Host:                     host,
 			Port:                     port,
+			Rack:                     cfg.BrokerRack,
 			Logger:                   logger,
 			ValidateConfigs:          topicconfig.ValidateAll,
 			DefaultPartitions:        cfg.NumPartitions,
@@ -216,6 +221,7 @@ func openMetadata(ctx context.Context, cfg config.Config, host string, port int3
 		Dir:                      filepath.Join(cfg.DataDir, "raft"),
 		KafkaHost:                host,
 		KafkaPort:                port,
+		Rack:                     cfg.BrokerRack,
 		Logger:                   logger,
 		ValidateConfigs:          topicconfig.ValidateAll,
 		DefaultPartitions:        cfg.NumPartitions,
