@@ -1,0 +1,194 @@
+package integration
+
+// Fetch from followers (KIP-392) across real broker processes: three
+// brokers in racks a, b and c with replica.selector.class set to Kafka's
+// RackAwareReplicaSelector, an RF=3 topic, and kgo consumers with
+// client.rack (kgo.Rack). A hook on every fetched batch records which
+// broker served it, so the test sees where records came from rather than
+// inferring it.
+
+import (
+	"fmt"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+)
+
+// rackSelector is the replica.selector.class the rack tests set.
+const rackSelector = "org.apache.kafka.common.replica.RackAwareReplicaSelector"
+
+// startRackCluster is startCluster with broker i in racks[i] (broker.rack).
+func startRackCluster(t *testing.T, racks []string, env ...string) []*broker {
+	t.Helper()
+	requireProcess(t)
+	if harness.kind != "streambus" {
+		t.Skip("cluster tests need the StreamBus broker")
+	}
+	n := len(racks)
+	raft := make([]string, n)
+	var voters []string
+	for i := range raft {
+		raft[i] = freeAddrOn(t, fmt.Sprintf("127.0.0.%d", i+1))
+		voters = append(voters, fmt.Sprintf("%d=%s", i+1, raft[i]))
+	}
+	bs := make([]*broker, n)
+	for i := range bs {
+		bs[i] = startBroker(t, brokerOpts{
+			Env:    append(append([]string{}, env...), "STREAMBUS_BROKER_RACK="+racks[i]),
+			Host:   fmt.Sprintf("127.0.0.%d", i+1),
+			Args:   []string{"--node-id", fmt.Sprint(i + 1), "--raft-addr", raft[i], "--voters", strings.Join(voters, ",")},
+			noWait: true,
+		})
+	}
+	for _, b := range bs {
+		if err := b.waitReady(); err != nil {
+			t.Fatalf("broker %s: %v\n%s", b.Addr, err, b.proc.output.Tail(8<<10))
+		}
+	}
+	return bs
+}
+
+// servedBy counts fetched records per partition and serving broker.
+type servedBy struct {
+	mu sync.Mutex
+	n  map[int32]map[int32]int // partition -> node -> records
+}
+
+func (s *servedBy) OnFetchBatchRead(meta kgo.BrokerMetadata, _ string, partition int32, m kgo.FetchBatchMetrics) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.n == nil {
+		s.n = map[int32]map[int32]int{}
+	}
+	if s.n[partition] == nil {
+		s.n[partition] = map[int32]int{}
+	}
+	s.n[partition][meta.NodeID] += m.NumRecords
+}
+
+func (s *servedBy) snapshot() map[int32]map[int32]int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := map[int32]map[int32]int{}
+	for p, m := range s.n {
+		out[p] = map[int32]int{}
+		for node, c := range m {
+			out[p][node] = c
+		}
+	}
+	return out
+}
+
+// TestClusterRackFollowerFetch: records produced with acks=all to an RF=3
+// topic are read, complete and in order, by a consumer in each rack, every
+// record from the broker in the consumer's rack whether or not it leads
+// the partition; a consumer without a rack reads from the leaders.
+func TestClusterRackFollowerFetch(t *testing.T) {
+	racks := []string{"a", "b", "c"}
+	bs := startRackCluster(t, racks, "STREAMBUS_REPLICA_SELECTOR_CLASS="+rackSelector)
+	ctx := testCtx(t, 90*time.Second)
+	seeds := []string{bs[0].Addr, bs[1].Addr, bs[2].Addr}
+	const topic, partitions, n = "racks", 3, 300
+	cl, err := kgo.NewClient(kgo.SeedBrokers(seeds...), kgo.DefaultProduceTopic(topic), kgo.RequiredAcks(kgo.AllISRAcks()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	adm := kadm.NewClient(cl)
+	minISR := "2"
+	if _, err := adm.CreateTopic(ctx, partitions, 3, map[string]*string{"min.insync.replicas": &minISR}, topic); err != nil {
+		t.Fatal(err)
+	}
+	// Each partition's values in offset order, as acknowledged.
+	var mu sync.Mutex
+	produced := map[int32]map[int64]string{}
+	for i := 0; i < n; i++ {
+		cl.Produce(ctx, &kgo.Record{Key: []byte(fmt.Sprint(i)), Value: []byte(fmt.Sprint(i))}, func(r *kgo.Record, err error) {
+			if err != nil {
+				t.Errorf("produce: %v", err)
+				return
+			}
+			mu.Lock()
+			if produced[r.Partition] == nil {
+				produced[r.Partition] = map[int64]string{}
+			}
+			produced[r.Partition][r.Offset] = string(r.Value)
+			mu.Unlock()
+		})
+	}
+	if err := cl.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	md, err := adm.Metadata(ctx, topic)
+	if err != nil {
+		t.Fatal(err)
+	}
+	leaders := map[int32]int32{}
+	for _, p := range md.Topics[topic].Partitions {
+		leaders[p.Partition] = p.Leader
+	}
+	rackOf := map[int32]string{}
+	for _, b := range md.Brokers {
+		if b.Rack == nil {
+			t.Fatalf("broker %d registered without a rack", b.NodeID)
+		}
+		rackOf[b.NodeID] = *b.Rack
+	}
+	t.Logf("leaders %v, racks %v", leaders, rackOf)
+
+	for _, rack := range []string{"a", "b", "c", ""} {
+		hook := &servedBy{}
+		opts := []kgo.Opt{kgo.SeedBrokers(seeds...), kgo.WithHooks(hook), kgo.ConsumeTopics(topic),
+			kgo.ConsumeResetOffset(kgo.NewOffset().AtStart())}
+		if rack != "" {
+			opts = append(opts, kgo.Rack(rack))
+		}
+		cons, err := kgo.NewClient(opts...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := map[int32][]string{}
+		total := 0
+		for total < n && ctx.Err() == nil {
+			cons.PollFetches(ctx).EachRecord(func(r *kgo.Record) {
+				if want := produced[r.Partition][r.Offset]; want != string(r.Value) {
+					t.Errorf("rack %q: partition %d offset %d is %q, produced %q", rack, r.Partition, r.Offset, r.Value, want)
+				}
+				got[r.Partition] = append(got[r.Partition], string(r.Value))
+				total++
+			})
+		}
+		cons.Close()
+		if total != n {
+			t.Fatalf("rack %q: consumed %d of %d", rack, total, n)
+		}
+		served := hook.snapshot()
+		for p := int32(0); p < partitions; p++ {
+			if len(got[p]) != len(produced[p]) {
+				t.Errorf("rack %q: partition %d: consumed %d, produced %d", rack, p, len(got[p]), len(produced[p]))
+			}
+			want := leaders[p] // no rack: the leader serves
+			if rack != "" {
+				for node, r := range rackOf {
+					if r == rack {
+						want = node
+					}
+				}
+			}
+			for node, c := range served[p] {
+				if node != want && c > 0 {
+					t.Errorf("rack %q: partition %d (leader %d): %d records from broker %d, want all from %d (served %v)",
+						rack, p, leaders[p], c, node, want, served[p])
+				}
+			}
+			if served[p][want] != len(produced[p]) {
+				t.Errorf("rack %q: partition %d: broker %d served %d records, produced %d", rack, p, want, served[p][want], len(produced[p]))
+			}
+		}
+		t.Logf("rack %q: records per partition and broker %v", rack, served)
+	}
+}
