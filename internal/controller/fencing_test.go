@@ -200,3 +200,46 @@ func TestClusterFencingAndElections(t *testing.T) {
 	c.waitFor("v2 back", func(img *metadata.Image) bool { _, ok := img.Brokers[v2]; return ok })
 	c.converged()
 }
+
+// When the controller's process dies, the new controller runs the old
+// controller's session from the last Raft contact its node saw, not from
+// its own first look: one liveness check a session after that contact
+// fences it, although no heartbeat of it ever reached the new controller.
+// Every other broker still gets a full session.
+func TestNewControllerFencesDeadControllerFromLastContact(t *testing.T) {
+	clk := &fakeClock{now: time.Unix(1_000_000_000, 0)}
+	c := newClusterWith(t, func(cfg *Config) { cfg.Now, cfg.LivenessCheckInterval = clk.Now, time.Hour })
+	old := c.leader()
+	// Followers note the leader in contact at the clock's current time
+	// (livenessLoop does this every tick; its interval is an hour here).
+	for id, s := range c.nodes {
+		if id != old {
+			s.noteLeaderContact()
+			s.hbMu.Lock()
+			seen := s.leaderSeen
+			s.hbMu.Unlock()
+			if seen.id != old || !seen.at.Equal(clk.Now()) {
+				t.Fatalf("node %d saw leader %d at %v, want %d at %v", id, seen.id, seen.at, old, clk.Now())
+			}
+		}
+	}
+	c.stop(old)
+	var lead int32 = -1
+	c.waitFor("a new controller", func(img *metadata.Image) bool {
+		if _, live := c.nodes[img.ControllerID]; !live || (lead >= 0 && img.ControllerID != lead) {
+			lead = img.ControllerID
+			return false
+		}
+		lead = img.ControllerID
+		return true
+	})
+	// expireSession moves the clock 2s (the session is 1s) and waits for
+	// the running brokers' heartbeats at the new time before one check.
+	c.expireSession(clk, lead)
+	c.waitFor("the old controller fenced", func(img *metadata.Image) bool { _, ok := img.Brokers[old]; return !ok })
+	for _, b := range c.nodes[lead].Brokers() {
+		if b.NodeID != old && b.Fenced {
+			t.Fatalf("running broker %d fenced: %+v", b.NodeID, b)
+		}
+	}
+}

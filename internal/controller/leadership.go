@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"strconv"
 	"time"
 
 	"github.com/hashicorp/raft"
@@ -154,6 +155,7 @@ func (s *Store) livenessLoop() {
 			return
 		case <-t.C:
 		}
+		s.noteLeaderContact()
 		if err := s.checkLiveness(ctx); err != nil && ctx.Err() == nil {
 			s.log.Warn("controller: fence expired brokers", "err", err)
 		}
@@ -198,12 +200,36 @@ func (s *Store) checkLiveness(ctx context.Context) error {
 	return errors.Join(errs...)
 }
 
+// noteLeaderContact records, on a follower, that the Raft leader was in
+// contact recently (within RaftTimeout by Raft's own clock).
+func (s *Store) noteLeaderContact() {
+	if s.raft.State() != raft.Follower {
+		return
+	}
+	_, lid := s.raft.LeaderWithID()
+	id, err := strconv.ParseInt(string(lid), 10, 32)
+	if err != nil || time.Since(s.raft.LastContact()) > s.cfg.RaftTimeout {
+		return
+	}
+	s.hbMu.Lock()
+	s.leaderSeen.id, s.leaderSeen.at = int32(id), s.cfg.Now()
+	s.hbMu.Unlock()
+}
+
 // resetHeartbeatsLocked forgets heartbeats collected in an earlier Raft
 // term: they say nothing about what a broker sent while another node
-// led. hbMu must be held.
+// led. Every broker then gets a full session from the new controller's
+// first look, except the previous controller: Raft contact proved its
+// process alive, so its session runs from the last contact this node saw.
+// When the controller's process died, that fences it (and moves its
+// partitions) up to one session sooner, which is most of a controller
+// failover. hbMu must be held.
 func (s *Store) resetHeartbeatsLocked() {
 	if term := s.raft.CurrentTerm(); term != s.hbTerm {
 		s.hbTerm = term
 		clear(s.hb)
+		if seen := s.leaderSeen; !seen.at.IsZero() && seen.id != s.cfg.NodeID {
+			s.hb[seen.id] = seen.at
+		}
 	}
 }

@@ -60,6 +60,14 @@ type Store struct {
 	hbMu   sync.Mutex
 	hb     map[int32]time.Time // last heartbeat per broker, on the controller only
 	hbTerm uint64              // the Raft term hb was collected in
+	// leaderSeen is, on a follower, the Raft leader and the last time (by
+	// the injected clock) this node saw it in contact: a new controller
+	// starts the old controller's session from there (see
+	// resetHeartbeatsLocked).
+	leaderSeen struct {
+		id int32
+		at time.Time
+	}
 
 	// shuttingDown stops registration and heartbeats once
 	// ControlledShutdown began.

@@ -67,10 +67,7 @@ func (s *source) follow(id storage.PartitionID, p Followed) {
 		return
 	}
 	s.parts[id] = &part{Followed: p, hw: -1}
-	if s.inflight && s.conn != nil {
-		s.interrupted = true
-		s.conn.Close()
-	}
+	s.interruptLocked()
 	s.kick()
 }
 
@@ -100,6 +97,21 @@ func (s *source) status(id storage.PartitionID) (PartitionStatus, bool) {
 		return PartitionStatus{}, false
 	}
 	return PartitionStatus{Leader: s.leader.ID, LeaderEpoch: p.LeaderEpoch, HighWatermark: p.hw, Paused: p.paused, Err: p.err}, true
+}
+
+// interrupt ends the in-flight fetch, if any, by closing the connection;
+// the run loop then fetches again at once.
+func (s *source) interrupt() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.interruptLocked()
+}
+
+func (s *source) interruptLocked() {
+	if s.inflight && s.conn != nil {
+		s.interrupted = true
+		s.conn.Close()
+	}
 }
 
 func (s *source) kick() {
@@ -135,7 +147,17 @@ func (s *source) run() {
 			}
 			continue
 		}
+		// A partition left out (backing off, or waiting for a refusing
+		// leader) must not wait for the long poll of the others: when it
+		// is due, the in-flight fetch is interrupted.
+		var due *time.Timer
+		if wait >= 0 {
+			due = time.AfterFunc(wait, s.interrupt)
+		}
 		resp, err := s.fetch(req)
+		if due != nil {
+			due.Stop()
+		}
 		s.mu.Lock()
 		s.inflight = false
 		interrupted := s.interrupted
@@ -184,8 +206,9 @@ func (s *source) sleep(d time.Duration) bool {
 	return true
 }
 
-// buildFetch builds a request for every partition ready to fetch; with
-// none, it returns how long to wait (-1: until woken).
+// buildFetch builds a request for every partition ready to fetch, and
+// returns how long until the first partition left out becomes ready (-1:
+// none; without a request, wait that long or until woken).
 func (s *source) buildFetch(now time.Time) (*kmsg.FetchRequest, time.Duration) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -230,7 +253,7 @@ func (s *source) buildFetch(now time.Time) (*kmsg.FetchRequest, time.Duration) {
 		return nil, wait
 	}
 	s.inflight = true
-	return req, 0
+	return req, wait
 }
 
 // failAll backs off every partition after a connection-level error.

@@ -97,6 +97,18 @@ func TestClusterFailoverPerf(t *testing.T) {
 		ectx, cancel := context.WithTimeout(ctx, 5*time.Second)
 		adm.ElectLeaders(ectx, kadm.ElectPreferredReplica, nil)
 		cancel()
+		// The election's effect reaches every broker's metadata a moment
+		// later: wait for it, or the victim may no longer lead its
+		// partition when it is killed.
+		for t0 := time.Now(); time.Since(t0) < 5*time.Second; time.Sleep(50 * time.Millisecond) {
+			preferred := true
+			for _, p := range settled().Topics[topic].Partitions {
+				preferred = preferred && p.Leader == p.Replicas[0]
+			}
+			if preferred {
+				break
+			}
+		}
 		var md kadm.Metadata
 		var part int32 = -1
 		var victimID int32
