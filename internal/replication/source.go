@@ -99,14 +99,8 @@ func (s *source) status(id storage.PartitionID) (PartitionStatus, bool) {
 	return PartitionStatus{Leader: s.leader.ID, LeaderEpoch: p.LeaderEpoch, HighWatermark: p.hw, Paused: p.paused, Err: p.err}, true
 }
 
-// interrupt ends the in-flight fetch, if any, by closing the connection;
-// the run loop then fetches again at once.
-func (s *source) interrupt() {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.interruptLocked()
-}
-
+// interruptLocked ends the in-flight fetch, if any, by closing the
+// connection; the run loop then fetches again at once. s.mu must be held.
 func (s *source) interruptLocked() {
 	if s.inflight && s.conn != nil {
 		s.interrupted = true
@@ -147,17 +141,7 @@ func (s *source) run() {
 			}
 			continue
 		}
-		// A partition left out (backing off, or waiting for a refusing
-		// leader) must not wait for the long poll of the others: when it
-		// is due, the in-flight fetch is interrupted.
-		var due *time.Timer
-		if wait >= 0 {
-			due = time.AfterFunc(wait, s.interrupt)
-		}
 		resp, err := s.fetch(req)
-		if due != nil {
-			due.Stop()
-		}
 		s.mu.Lock()
 		s.inflight = false
 		interrupted := s.interrupted
@@ -206,9 +190,8 @@ func (s *source) sleep(d time.Duration) bool {
 	return true
 }
 
-// buildFetch builds a request for every partition ready to fetch, and
-// returns how long until the first partition left out becomes ready (-1:
-// none; without a request, wait that long or until woken).
+// buildFetch builds a request for every partition ready to fetch; with
+// none, it returns how long to wait (-1: until woken).
 func (s *source) buildFetch(now time.Time) (*kmsg.FetchRequest, time.Duration) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -253,7 +236,7 @@ func (s *source) buildFetch(now time.Time) (*kmsg.FetchRequest, time.Duration) {
 		return nil, wait
 	}
 	s.inflight = true
-	return req, wait
+	return req, 0
 }
 
 // failAll backs off every partition after a connection-level error.
