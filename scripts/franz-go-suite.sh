@@ -10,6 +10,8 @@
 #   KGO_TEST_RECORDS  records per test (default here 10000; kgo's is 500000)
 #   SUITE_TIMEOUT     -test.timeout for the kgo binary (default 20m)
 #   SUITE_SKIP        -test.skip pattern (default TestTxn: no transactions yet)
+#   KGO_TEST_RF       replication factor of the topics the tests create (default 1;
+#                     3 against a 3-broker cluster: KGO_SEEDS=127.0.0.1:9092,127.0.0.2:9092,127.0.0.3:9092)
 #
 # Without KGO_SEEDS the script builds cmd/streambus-broker, starts it on free
 # 127.0.0.1 ports with a temporary data directory, and stops it at the end.
@@ -76,7 +78,7 @@ echo "compiling github.com/twmb/franz-go/pkg/kgo tests" >&2
 go test -c -o "$work/kgo.test" github.com/twmb/franz-go/pkg/kgo
 kgo_dir="$(go list -m -f '{{.Dir}}' github.com/twmb/franz-go)/pkg/kgo"
 
-export KGO_TEST_RF=1
+export KGO_TEST_RF="${KGO_TEST_RF:-1}"
 export KGO_TEST_RECORDS="${KGO_TEST_RECORDS:-10000}"
 set +e
 # Transactions are not served yet: kgo retries a transactional
