@@ -255,11 +255,11 @@ func buildSettings() []setting {
 			false, true, func(c *Config) *string { return &c.AdvertisedKafkaAddr }),
 		addrSetting("http-addr", "Address of the HTTP server for /metrics, /healthz, /readyz and /debug/pprof.",
 			true, false, func(c *Config) *string { return &c.HTTPAddr }),
-		addrSetting("raft-addr", "IP:port of this broker's Raft listener (metadata quorum); required with voters. Outgoing Raft connections are bound to its IP.",
+		addrSetting("raft-addr", "IP:port of this broker's Raft listener (metadata quorum); required with voters. Outgoing Raft connections are bound to its IP. Without voters the broker is a one-voter quorum on this address, default an ephemeral port on the Kafka listener's IP.",
 			true, true, func(c *Config) *string { return &c.RaftAddr }),
 		{
 			key: "voters", flag: "voters", arg: "ID=IP:PORT,...", typ: kmsg.ConfigTypeList,
-			doc: "The metadata quorum's voters (node id=raft address), the same on every broker; empty means a single node with local metadata. A broker whose node id is not listed is a non-voter: it asks the controller (found through these addresses) to add it, keeps a copy of the metadata log without voting, and needs its own raft-addr.",
+			doc: "The metadata quorum's voters (node id=raft address), the same on every broker; empty means a single node (a one-voter quorum of its own). A broker whose node id is not listed is a non-voter: it asks the controller (found through these addresses) to add it, keeps a copy of the metadata log without voting, and needs its own raft-addr.",
 			set: func(c *Config, v string) error {
 				m, err := parseVoters(v)
 				if err != nil {

@@ -176,10 +176,14 @@ func (s *Store) addNonvoter(ctx context.Context, req *request) error {
 }
 
 // checkDuplicate refuses incarnation inc of node id while another
-// incarnation is registered, unfenced and within its session.
+// incarnation is registered, unfenced and within its session. The
+// controller's own process is never refused: it holds the node ID's Raft
+// identity and leads, so no other live process can be that node (without
+// this, a one-voter quorum restarted after kill -9 would wait out its own
+// dead predecessor's session).
 func (s *Store) checkDuplicate(st *state, id int32, inc string) error {
 	b, ok := st.Brokers[id]
-	if !ok || b.Incarnation == inc || b.Fenced || !s.sessionValid(id) {
+	if !ok || b.Incarnation == inc || b.Fenced || (id == s.cfg.NodeID && inc == s.incarnation) || !s.sessionValid(id) {
 		return nil
 	}
 	return newError(ErrDuplicateBrokerRegistration, fmt.Sprintf(

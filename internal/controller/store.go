@@ -149,7 +149,14 @@ func (s *Store) start() error {
 	rc.Logger = hlog
 	rc.HeartbeatTimeout = s.cfg.RaftTimeout
 	rc.ElectionTimeout = s.cfg.RaftTimeout
-	rc.LeaderLeaseTimeout = s.cfg.RaftTimeout / 2
+	if _, voter := s.cfg.Voters[s.cfg.NodeID]; voter && len(s.cfg.Voters) == 1 {
+		// The sole voter elects itself: no peer can be slow or
+		// partitioned, so it need not wait a full timeout first (a
+		// single-node restart would otherwise take a second or two).
+		rc.HeartbeatTimeout = min(rc.HeartbeatTimeout, 50*time.Millisecond)
+		rc.ElectionTimeout = min(rc.ElectionTimeout, 50*time.Millisecond)
+	}
+	rc.LeaderLeaseTimeout = min(s.cfg.RaftTimeout/2, rc.HeartbeatTimeout)
 	rc.CommitTimeout = min(rc.CommitTimeout, s.cfg.RaftTimeout/10)
 	rc.SnapshotThreshold = s.cfg.SnapshotThreshold
 	rc.TrailingLogs = s.cfg.TrailingLogs

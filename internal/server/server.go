@@ -196,12 +196,16 @@ func Run(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
 	return runErr
 }
 
-// openMetadata opens the metadata layer: a Raft-replicated store when
-// voters are configured (it waits, until ctx ends, for the quorum to elect
-// a controller and register this broker), else the single-node file store.
-// It returns nil, nil if ctx ended first.
+// openMetadata opens the metadata layer, the Raft-replicated store; it
+// waits, until ctx ends, for the quorum to elect a controller and register
+// this broker. Without voters the broker is a one-voter quorum of its own
+// (on raft-addr, default an ephemeral port on the Kafka listener's IP). A
+// data directory written by an earlier build's single-node file store
+// (meta/metadata.snapshot, no raft/) keeps that store, so its topics are
+// not lost. It returns nil, nil if ctx ended first.
 func openMetadata(ctx context.Context, cfg config.Config, host string, port int32, logger *slog.Logger) (metadata.Store, error) {
-	if len(cfg.Voters) == 0 {
+	if len(cfg.Voters) == 0 && legacyLocalMetadata(cfg.DataDir) {
+		logger.Info("using the single-node metadata file of an earlier build", "dir", filepath.Join(cfg.DataDir, "meta"))
 		return metadata.OpenLocal(metadata.LocalConfig{
 			Dir:                      filepath.Join(cfg.DataDir, "meta"),
 			NodeID:                   cfg.NodeID,
@@ -213,6 +217,16 @@ func openMetadata(ctx context.Context, cfg config.Config, host string, port int3
 			DefaultPartitions:        cfg.NumPartitions,
 			DefaultReplicationFactor: cfg.DefaultReplicationFactor,
 		})
+	}
+	if len(cfg.Voters) == 0 {
+		if cfg.RaftAddr == "" {
+			ip := localIP(cfg.KafkaAddr)
+			if ip == "" {
+				ip = "127.0.0.1"
+			}
+			cfg.RaftAddr = net.JoinHostPort(ip, "0")
+		}
+		cfg.Voters = map[int32]string{cfg.NodeID: cfg.RaftAddr}
 	}
 	cs, err := controller.Open(controller.Config{
 		NodeID:                   cfg.NodeID,
@@ -296,4 +310,14 @@ func localIP(addr string) string {
 // A cluster with at least as many voters gets exactly what is configured.
 func offsetsTopicRF(cfg config.Config) int16 {
 	return int16(min(int(cfg.Groups.OffsetsTopicReplicationFactor), max(len(cfg.Voters), 1)))
+}
+
+// legacyLocalMetadata reports whether dataDir holds the single-node
+// metadata file of an earlier build and no Raft state.
+func legacyLocalMetadata(dataDir string) bool {
+	if _, err := os.Stat(filepath.Join(dataDir, "raft")); err == nil {
+		return false
+	}
+	_, err := os.Stat(filepath.Join(dataDir, "meta", "metadata.snapshot"))
+	return err == nil
 }
