@@ -6,7 +6,6 @@ package controller
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"maps"
 	"slices"
@@ -108,33 +107,10 @@ func checkUnclean(st *state, tp TopicPartition) (int32, error) {
 // elected ones with no error. For all partitions, those that have a
 // leader are not reported.
 func prepareUnclean(st *state, tps []TopicPartition) (*command, *response, error) {
-	all := tps == nil
-	if all {
-		for _, name := range slices.Sorted(maps.Keys(st.Topics)) {
-			for _, p := range st.Topics[name].Partitions {
-				tps = append(tps, TopicPartition{Topic: name, Partition: p.Index})
-			}
-		}
-	}
-	resp := &response{}
-	var elect []TopicPartition
-	for _, tp := range tps {
+	return prepareElection(st, tps, opElectUnclean, func(st *state, tp TopicPartition) error {
 		_, err := checkUnclean(st, tp)
-		switch {
-		case err == nil:
-			if !slices.Contains(elect, tp) {
-				elect = append(elect, tp)
-				resp.Elected = append(resp.Elected, electResult{TopicPartition: tp})
-			}
-		case all && errors.Is(err, ErrElectionNotNeeded):
-		default:
-			resp.Elected = append(resp.Elected, electResult{TopicPartition: tp, Err: toWire(err)})
-		}
-	}
-	if len(elect) == 0 {
-		return nil, resp, nil
-	}
-	return &command{Op: opElectUnclean, Elect: elect}, resp, nil
+		return err
+	})
 }
 
 // electUnclean applies an unclean election command. A partition that got

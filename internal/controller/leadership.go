@@ -84,6 +84,14 @@ func (s *Store) ElectPreferredLeaders(ctx context.Context, partitions []TopicPar
 // elected ones with no error. nil means all; then partitions already led
 // by their preferred replica are not reported.
 func prepareElect(st *state, tps []TopicPartition) (*command, *response, error) {
+	return prepareElection(st, tps, opElectPreferred, checkPreferred)
+}
+
+// prepareElection is prepareElect and prepareUnclean: check says whether
+// one partition can be elected under the election's rule; op names the
+// command. nil tps means every partition, and then partitions that need no
+// election (ELECTION_NOT_NEEDED) are left out of the answer.
+func prepareElection(st *state, tps []TopicPartition, op string, check func(*state, TopicPartition) error) (*command, *response, error) {
 	all := tps == nil
 	if all {
 		for _, name := range slices.Sorted(maps.Keys(st.Topics)) {
@@ -95,7 +103,7 @@ func prepareElect(st *state, tps []TopicPartition) (*command, *response, error) 
 	resp := &response{}
 	var elect []TopicPartition
 	for _, tp := range tps {
-		err := checkPreferred(st, tp)
+		err := check(st, tp)
 		switch {
 		case err == nil:
 			if !slices.Contains(elect, tp) {
@@ -110,7 +118,7 @@ func prepareElect(st *state, tps []TopicPartition) (*command, *response, error) 
 	if len(elect) == 0 {
 		return nil, resp, nil
 	}
-	return &command{Op: opElectPreferred, Elect: elect}, resp, nil
+	return &command{Op: op, Elect: elect}, resp, nil
 }
 
 // ControlledShutdown is called by a broker on SIGTERM, before Close: this
