@@ -235,6 +235,13 @@ func (s *source) buildFetch(now time.Time) (*kmsg.FetchRequest, time.Duration) {
 	if len(req.Topics) == 0 {
 		return nil, wait
 	}
+	// A partition left out (backing off, or waiting for a leader that
+	// refused it) must not wait for the long poll of the others: the
+	// leader answers by the time it is due. On a failover this is the
+	// follower re-asking a new leader that applied the change after it.
+	if wait >= 0 && wait < cfg.MaxWait {
+		req.MaxWaitMillis = int32((wait + time.Millisecond - 1) / time.Millisecond)
+	}
 	s.inflight = true
 	return req, 0
 }

@@ -230,9 +230,16 @@ func TestClusterRackFollowerGone(t *testing.T) {
 	}
 	hook := &servedBy{}
 	// kgo leaves a dead preferred replica only when it rechecks with the
-	// leader (RecheckPreferredReplicaInterval, default 30 min).
+	// leader (RecheckPreferredReplicaInterval, default 30 min). The fetch
+	// max wait must be shorter than that interval: kgo moves a cursor to
+	// the preferred replica's source while that source may sit in a long
+	// poll, and a cursor that waited longer than the interval there is sent
+	// back to the leader before it was ever fetched, which the leader
+	// answers with the same preferred replica, forever (seen as a stall once
+	// the producer stops and long polls run their full length).
 	cons, err := kgo.NewClient(kgo.SeedBrokers(seeds...), kgo.WithHooks(hook), kgo.Rack("b"), kgo.ConsumeTopics(topic),
-		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.RecheckPreferredReplicaInterval(time.Second))
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.RecheckPreferredReplicaInterval(time.Second),
+		kgo.FetchMaxWait(250*time.Millisecond))
 	if err != nil {
 		t.Fatal(err)
 	}
