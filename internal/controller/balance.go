@@ -14,7 +14,6 @@ import (
 	"context"
 	"maps"
 	"slices"
-	"time"
 
 	"github.com/hashicorp/raft"
 )
@@ -26,21 +25,7 @@ func (s *Store) balanceLoop() {
 	if s.cfg.DisableLeaderRebalance {
 		return
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	go func() { <-s.stop; cancel() }() // ends with ctx: bounded by this loop
-	t := time.NewTicker(s.cfg.LeaderImbalanceCheckInterval)
-	defer t.Stop()
-	for {
-		select {
-		case <-s.stop:
-			return
-		case <-t.C:
-		}
-		if err := s.balanceLeaders(ctx); err != nil && ctx.Err() == nil {
-			s.log.Warn("controller: balance partition leaders", "err", err)
-		}
-	}
+	s.every(s.cfg.LeaderImbalanceCheckInterval, "balance partition leaders", s.balanceLeaders)
 }
 
 // balanceLeaders runs one balancing pass if this node leads: a preferred

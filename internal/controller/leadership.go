@@ -152,10 +152,19 @@ func (s *Store) ControlledShutdown(ctx context.Context) error {
 // livenessLoop fences, every LivenessCheckInterval while this node leads,
 // the brokers whose session expired.
 func (s *Store) livenessLoop() {
+	s.every(s.cfg.LivenessCheckInterval, "fence expired brokers", func(ctx context.Context) error {
+		s.noteLeaderContact()
+		return s.checkLiveness(ctx)
+	})
+}
+
+// every runs step each interval until the Store closes, with a context
+// cancelled on close; a failure is logged as what failed.
+func (s *Store) every(interval time.Duration, what string, step func(context.Context) error) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	go func() { <-s.stop; cancel() }() // ends with ctx: bounded by this loop
-	t := time.NewTicker(s.cfg.LivenessCheckInterval)
+	t := time.NewTicker(interval)
 	defer t.Stop()
 	for {
 		select {
@@ -163,9 +172,8 @@ func (s *Store) livenessLoop() {
 			return
 		case <-t.C:
 		}
-		s.noteLeaderContact()
-		if err := s.checkLiveness(ctx); err != nil && ctx.Err() == nil {
-			s.log.Warn("controller: fence expired brokers", "err", err)
+		if err := step(ctx); err != nil && ctx.Err() == nil {
+			s.log.Warn("controller: "+what, "err", err)
 		}
 	}
 }

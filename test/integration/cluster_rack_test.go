@@ -9,7 +9,6 @@ package integration
 
 import (
 	"fmt"
-	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -25,32 +24,9 @@ const rackSelector = "org.apache.kafka.common.replica.RackAwareReplicaSelector"
 // startRackCluster is startCluster with broker i in racks[i] (broker.rack).
 func startRackCluster(t *testing.T, racks []string, env ...string) []*broker {
 	t.Helper()
-	requireProcess(t)
-	if harness.kind != "streambus" {
-		t.Skip("cluster tests need the StreamBus broker")
-	}
-	n := len(racks)
-	raft := make([]string, n)
-	var voters []string
-	for i := range raft {
-		raft[i] = freeAddrOn(t, fmt.Sprintf("127.0.0.%d", i+1))
-		voters = append(voters, fmt.Sprintf("%d=%s", i+1, raft[i]))
-	}
-	bs := make([]*broker, n)
-	for i := range bs {
-		bs[i] = startBroker(t, brokerOpts{
-			Env:    append(append([]string{}, env...), "STREAMBUS_BROKER_RACK="+racks[i]),
-			Host:   fmt.Sprintf("127.0.0.%d", i+1),
-			Args:   []string{"--node-id", fmt.Sprint(i + 1), "--raft-addr", raft[i], "--voters", strings.Join(voters, ",")},
-			noWait: true,
-		})
-	}
-	for _, b := range bs {
-		if err := b.waitReady(); err != nil {
-			t.Fatalf("broker %s: %v\n%s", b.Addr, err, b.proc.output.Tail(8<<10))
-		}
-	}
-	return bs
+	return startClusterEnv(t, len(racks), func(i int) []string {
+		return append(append([]string{}, env...), "STREAMBUS_BROKER_RACK="+racks[i])
+	})
 }
 
 // servedBy counts fetched records per partition and serving broker: the

@@ -15,6 +15,13 @@ import (
 // metadata quorum of all n, and waits until every one is ready.
 func startCluster(t *testing.T, n int, env ...string) []*broker {
 	t.Helper()
+	return startClusterEnv(t, n, func(int) []string { return env })
+}
+
+// startClusterEnv is startCluster with per-broker settings: envOf(i) is
+// broker i+1's environment.
+func startClusterEnv(t *testing.T, n int, envOf func(i int) []string) []*broker {
+	t.Helper()
 	requireProcess(t)
 	if harness.kind != "streambus" {
 		t.Skip("cluster tests need the StreamBus broker")
@@ -28,7 +35,7 @@ func startCluster(t *testing.T, n int, env ...string) []*broker {
 	bs := make([]*broker, n)
 	for i := range bs {
 		bs[i] = startBroker(t, brokerOpts{
-			Env:    env,
+			Env:    envOf(i),
 			Host:   fmt.Sprintf("127.0.0.%d", i+1),
 			Args:   []string{"--node-id", fmt.Sprint(i + 1), "--raft-addr", raft[i], "--voters", strings.Join(voters, ",")},
 			noWait: true,
