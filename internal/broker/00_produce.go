@@ -3,16 +3,20 @@ package broker
 // Produce v3–11 (v0–2 are advertised so that librdkafka keeps compressing,
 // and answered per partition with UNSUPPORTED_VERSION: they carry old
 // message formats). Each partition's records must be whole, CRC-valid
-// magic-2 batches no larger than max.message.bytes; the log assigns offsets
-// and checks idempotent sequences. acks=0 gets no response; with acks=1 or
-// all and log.flush.mode=ack the answer waits until the appended bytes are
-// fsynced (group commit in the log), so an acknowledged record survives a
-// crash. The appends happen on the connection's reader goroutine, in
-// request order, so pipelined idempotent batches stay in sequence; only
-// the fsync wait is asynchronous.
+// magic-2 batches, each no larger than max.message.bytes (else
+// MESSAGE_TOO_LARGE) and together, after any recompression to the topic's
+// compression.type, no larger than segment.bytes (else
+// RECORD_LIST_TOO_LARGE), the two checks and their order being Kafka's; the
+// log assigns offsets and checks idempotent sequences. acks=0 gets no
+// response; with acks=1 or all and log.flush.mode=ack the answer waits until
+// the appended bytes are fsynced (group commit in the log), so an
+// acknowledged record survives a crash. The appends happen on the
+// connection's reader goroutine, in request order, so pipelined idempotent
+// batches stay in sequence; only the fsync wait is asynchronous.
 
 import (
 	"errors"
+	"fmt"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -126,7 +130,8 @@ func (b *Broker) appendRecords(p *partition, mp *metadata.Partition, records []b
 	}
 	for _, batch := range batches {
 		if int64(len(batch)) > int64(cfg.MaxMessageBytes) {
-			return storage.AppendResult{}, kerr.MessageTooLarge
+			return storage.AppendResult{}, fmt.Errorf("%w: a batch of %d bytes exceeds max.message.bytes %d",
+				kerr.MessageTooLarge, len(batch), cfg.MaxMessageBytes)
 		}
 		h, _ := recordbatch.ParseHeader(batch)
 		if h.IsControl() || h.IsTransactional() {
@@ -142,6 +147,14 @@ func (b *Broker) appendRecords(p *partition, mp *metadata.Partition, records []b
 			return storage.AppendResult{}, err
 		}
 	}
+	// One append goes into one segment, so it cannot be larger than one.
+	if int64(len(records)) > cfg.Log.SegmentBytes {
+		return storage.AppendResult{}, fmt.Errorf("%w: an append of %d bytes exceeds segment.bytes %d",
+			kerr.RecordListTooLarge, len(records), cfg.Log.SegmentBytes)
+	}
+	// The log checks again against its own copy of segment.bytes, which a
+	// config change may have lowered since cfg was loaded
+	// (storage.ErrRecordTooLarge, RECORD_LIST_TOO_LARGE in errCode).
 	return p.log.Append(records, storage.AppendInput{LeaderEpoch: mp.LeaderEpoch, NowMs: now})
 }
 

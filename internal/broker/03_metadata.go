@@ -2,19 +2,41 @@ package broker
 
 // Metadata v0–12: brokers, cluster ID, controller, and topics with their
 // partitions' leaders, epochs, replicas and ISRs, read from the current
-// metadata image. Unknown topics are created when auto.create.topics.enable
-// is on and the request allows it (always before v4), with num.partitions
-// and default.replication.factor, as Kafka does. v10+ may name topics by ID.
+// metadata image. v10+ may name topics by ID.
+//
+// A topic missing from the image is answered UNKNOWN_TOPIC_OR_PARTITION
+// only when the image is known to hold every acknowledged change
+// (metadata.Store.WaitFresh): a broker that just started, or was out of
+// touch with the controller, first catches up for up to freshWait, and
+// answers LEADER_NOT_AVAILABLE (retriable) if it cannot. With
+// auto.create.topics.enable and a request that allows it (always before
+// v4), a missing topic is created with num.partitions and
+// default.replication.factor, as Kafka does: the answer waits until every
+// live broker serves it, and a creation that fails or races another
+// broker's is answered LEADER_NOT_AVAILABLE, never TOPIC_ALREADY_EXISTS
+// or another error a client gives up on (an invalid name stays
+// INVALID_TOPIC_EXCEPTION).
 
 import (
 	"context"
 	"errors"
 	"sort"
+	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/streambus/streambus/internal/metadata"
+)
+
+const (
+	// freshWait bounds how long a Metadata request naming a topic this
+	// broker does not know waits for the broker to catch up.
+	freshWait = time.Second
+	// autoCreateTimeout bounds an auto-creation, and
+	// autoCreatePropagation its wait for every broker to serve the topic.
+	autoCreateTimeout     = 10 * time.Second
+	autoCreatePropagation = 5 * time.Second
 )
 
 func (b *Broker) handleMetadata(ctx context.Context, req *kmsg.MetadataRequest) *kmsg.MetadataResponse {
@@ -41,6 +63,17 @@ func (b *Broker) handleMetadata(ctx context.Context, req *kmsg.MetadataRequest) 
 		}
 	}
 
+	fresh := true
+	for _, w := range wants {
+		if img.Topics[w.name] == nil && img.TopicsByID[w.id] == nil {
+			fctx, cancel := context.WithTimeout(ctx, freshWait)
+			fresh = b.meta.WaitFresh(fctx) == nil
+			cancel()
+			img = b.meta.Image()
+			break
+		}
+	}
+
 	for _, w := range wants {
 		rt := kmsg.NewMetadataResponseTopic()
 		var t *metadata.Topic
@@ -48,17 +81,16 @@ func (b *Broker) handleMetadata(ctx context.Context, req *kmsg.MetadataRequest) 
 			t = img.TopicsByID[w.id]
 			if t == nil {
 				rt.TopicID = w.id
-				rt.ErrorCode = kerr.UnknownTopicID.Code
+				rt.ErrorCode = kerr.UnknownTopicID.Code // retriable
 				resp.Topics = append(resp.Topics, rt)
 				continue
 			}
 		} else {
 			t = img.Topics[w.name]
 		}
-		if t == nil && allowCreate {
+		if t == nil && fresh && allowCreate {
 			var err error
-			t, err = b.autoCreate(ctx, w.name)
-			if err != nil {
+			if t, err = b.autoCreate(ctx, w.name); err != nil {
 				rt.Topic = kmsg.StringPtr(w.name)
 				rt.ErrorCode = errCode(err)
 				resp.Topics = append(resp.Topics, rt)
@@ -69,6 +101,9 @@ func (b *Broker) handleMetadata(ctx context.Context, req *kmsg.MetadataRequest) 
 		if t == nil {
 			rt.Topic = kmsg.StringPtr(w.name)
 			rt.ErrorCode = kerr.UnknownTopicOrPartition.Code
+			if !fresh {
+				rt.ErrorCode = kerr.LeaderNotAvailable.Code // it may exist: this broker cannot tell yet
+			}
 			resp.Topics = append(resp.Topics, rt)
 			continue
 		}
@@ -91,27 +126,37 @@ func (b *Broker) handleMetadata(ctx context.Context, req *kmsg.MetadataRequest) 
 	return resp
 }
 
-// autoCreate creates a topic with the broker defaults, tolerating a
-// concurrent creation of the same topic.
+// autoCreate creates a topic with the broker defaults and waits until
+// every live broker serves it. A topic created a moment earlier by another
+// broker's auto-creation (TOPIC_ALREADY_EXISTS from the controller) is
+// waited for the same way. Any failure but an invalid name is
+// LEADER_NOT_AVAILABLE, which clients retry.
 func (b *Broker) autoCreate(ctx context.Context, name string) (*metadata.Topic, error) {
-	t, err := b.meta.CreateTopic(ctx, metadata.CreateTopicRequest{
+	cctx, cancel := context.WithTimeout(ctx, autoCreateTimeout)
+	_, err := b.meta.CreateTopic(cctx, metadata.CreateTopicRequest{
 		Name:              name,
 		Partitions:        b.cfg.NumPartitions,
 		ReplicationFactor: b.cfg.ReplicationFactor,
 	})
-	if errors.Is(err, metadata.ErrTopicExists) {
-		if t := b.meta.Image().Topics[name]; t != nil {
-			return t, nil
+	cancel()
+	switch {
+	case err == nil:
+		b.log.Info("auto-created topic", "topic", name, "partitions", b.cfg.NumPartitions)
+		if err := b.reconcile(); err != nil {
+			b.log.Warn("reconcile after auto-create", "err", err)
 		}
-	}
-	if err != nil {
+	case errors.Is(err, metadata.ErrTopicExists):
+	case errors.Is(err, metadata.ErrInvalidTopic):
 		return nil, err
+	default:
+		b.log.Warn("auto-creating topic failed", "topic", name, "err", err)
+		return nil, kerr.LeaderNotAvailable
 	}
-	b.log.Info("auto-created topic", "topic", name, "partitions", b.cfg.NumPartitions)
-	if err := b.reconcile(); err != nil {
-		b.log.Warn("reconcile after auto-create", "err", err)
+	b.awaitPropagation(autoCreatePropagation, "Metadata")
+	if t := b.meta.Image().Topics[name]; t != nil {
+		return t, nil
 	}
-	return t, nil
+	return nil, kerr.LeaderNotAvailable
 }
 
 func metadataTopic(t *metadata.Topic) kmsg.MetadataResponseTopic {

@@ -3,6 +3,8 @@ package broker
 // CreateTopics v0–7: per topic, partitions and replication factor (-1 =
 // broker defaults), manual assignments, configs, validate-only. v5+ returns
 // the topic's resulting configs, partitions, replication factor and ID.
+// With a positive timeout the answer waits, up to it, until every live
+// broker serves the new topics (awaitPropagation).
 
 import (
 	"context"
@@ -19,6 +21,7 @@ func (b *Broker) handleCreateTopics(ctx context.Context, req *kmsg.CreateTopicsR
 	for _, t := range req.Topics {
 		seen[t.Topic]++
 	}
+	changed := false
 	for _, t := range req.Topics {
 		rt := kmsg.NewCreateTopicsResponseTopic()
 		rt.Topic = t.Topic
@@ -58,6 +61,7 @@ func (b *Broker) handleCreateTopics(ctx context.Context, req *kmsg.CreateTopicsR
 			resp.Topics = append(resp.Topics, rt)
 			continue
 		}
+		changed = changed || !req.ValidateOnly
 		if created != nil {
 			rt.TopicID = created.ID
 			rt.NumPartitions = int32(len(created.Partitions))
@@ -77,6 +81,9 @@ func (b *Broker) handleCreateTopics(ctx context.Context, req *kmsg.CreateTopicsR
 	}
 	if err := b.reconcile(); err != nil {
 		b.log.Warn("reconcile after CreateTopics", "err", err)
+	}
+	if changed {
+		b.awaitPropagation(millis(req.TimeoutMillis), "CreateTopics")
 	}
 	return resp
 }

@@ -2,6 +2,8 @@ package broker
 
 // DeleteTopics v0–6: by name, or by topic ID (v6+). The metadata change is
 // durable before the answer; the partition logs are removed by reconcile.
+// With a positive timeout the answer waits, up to it, until no live broker
+// serves the topics any more (awaitPropagation).
 
 import (
 	"context"
@@ -27,6 +29,7 @@ func (b *Broker) handleDeleteTopics(ctx context.Context, req *kmsg.DeleteTopicsR
 		}
 	}
 	img := b.meta.Image()
+	changed := false
 	for _, tg := range targets {
 		rt := kmsg.NewDeleteTopicsResponseTopic()
 		rt.Topic, rt.TopicID = tg.name, tg.id
@@ -47,11 +50,16 @@ func (b *Broker) handleDeleteTopics(ctx context.Context, req *kmsg.DeleteTopicsR
 		if err := b.meta.DeleteTopic(ctx, name); err != nil {
 			rt.ErrorCode = errCode(err)
 			rt.ErrorMessage = errMessage(err)
+		} else {
+			changed = true
 		}
 		resp.Topics = append(resp.Topics, rt)
 	}
 	if err := b.reconcile(); err != nil {
 		b.log.Warn("reconcile after DeleteTopics", "err", err)
+	}
+	if changed {
+		b.awaitPropagation(millis(req.TimeoutMillis), "DeleteTopics")
 	}
 	return resp
 }

@@ -19,6 +19,7 @@ import (
 
 func (b *Broker) handleAlterConfigs(ctx context.Context, req *kmsg.AlterConfigsRequest) *kmsg.AlterConfigsResponse {
 	resp := req.ResponseKind().(*kmsg.AlterConfigsResponse)
+	changed := false
 	for _, r := range req.Resources {
 		rr := kmsg.NewAlterConfigsResponseResource()
 		rr.ResourceType, rr.ResourceName = r.ResourceType, r.ResourceName
@@ -29,6 +30,10 @@ func (b *Broker) handleAlterConfigs(ctx context.Context, req *kmsg.AlterConfigsR
 		err := b.alterConfigs(ctx, r.ResourceType, r.ResourceName, changes, false, req.ValidateOnly)
 		rr.ErrorCode, rr.ErrorMessage = errCode(err), errMessage(err)
 		resp.Resources = append(resp.Resources, rr)
+		changed = changed || err == nil && !req.ValidateOnly
+	}
+	if changed {
+		b.awaitPropagation(configPropagationTimeout, "AlterConfigs")
 	}
 	return resp
 }
@@ -36,6 +41,7 @@ func (b *Broker) handleAlterConfigs(ctx context.Context, req *kmsg.AlterConfigsR
 func (b *Broker) handleIncrementalAlterConfigs(ctx context.Context, req *kmsg.IncrementalAlterConfigsRequest) *kmsg.IncrementalAlterConfigsResponse {
 	resp := req.ResponseKind().(*kmsg.IncrementalAlterConfigsResponse)
 	img := b.meta.Image()
+	changed := false
 	for _, r := range req.Resources {
 		rr := kmsg.NewIncrementalAlterConfigsResponseResource()
 		rr.ResourceType, rr.ResourceName = r.ResourceType, r.ResourceName
@@ -54,6 +60,10 @@ func (b *Broker) handleIncrementalAlterConfigs(ctx context.Context, req *kmsg.In
 		}
 		rr.ErrorCode, rr.ErrorMessage = errCode(err), errMessage(err)
 		resp.Resources = append(resp.Resources, rr)
+		changed = changed || err == nil && !req.ValidateOnly
+	}
+	if changed {
+		b.awaitPropagation(configPropagationTimeout, "IncrementalAlterConfigs")
 	}
 	return resp
 }

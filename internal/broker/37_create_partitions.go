@@ -1,7 +1,9 @@
 package broker
 
 // CreatePartitions v0–3: grows topics to a new partition count, with
-// optional assignments for the new partitions, and validate-only.
+// optional assignments for the new partitions, and validate-only. With a
+// positive timeout the answer waits, up to it, until every live broker
+// serves the new partitions (awaitPropagation).
 
 import (
 	"context"
@@ -15,6 +17,7 @@ func (b *Broker) handleCreatePartitions(ctx context.Context, req *kmsg.CreatePar
 	for _, t := range req.Topics {
 		seen[t.Topic]++
 	}
+	changed := false
 	for _, t := range req.Topics {
 		rt := kmsg.NewCreatePartitionsResponseTopic()
 		rt.Topic = t.Topic
@@ -30,11 +33,16 @@ func (b *Broker) handleCreatePartitions(ctx context.Context, req *kmsg.CreatePar
 		if err := b.meta.CreatePartitions(ctx, t.Topic, t.Count, assignment, req.ValidateOnly); err != nil {
 			rt.ErrorCode = errCode(err)
 			rt.ErrorMessage = errMessage(err)
+		} else {
+			changed = changed || !req.ValidateOnly
 		}
 		resp.Topics = append(resp.Topics, rt)
 	}
 	if err := b.reconcile(); err != nil {
 		b.log.Warn("reconcile after CreatePartitions", "err", err)
+	}
+	if changed {
+		b.awaitPropagation(millis(req.TimeoutMillis), "CreatePartitions")
 	}
 	return resp
 }

@@ -73,6 +73,9 @@ func (b *Broker) handleElectLeaders(ctx context.Context, req *kmsg.ElectLeadersR
 			partitions[topic] = slices.Sorted(maps.Keys(parts))
 		}
 	}
+	if anySucceeded(results) {
+		b.awaitPropagation(millis(req.TimeoutMillis), "ElectLeaders")
+	}
 	for _, topic := range slices.Sorted(maps.Keys(partitions)) {
 		rt := kmsg.NewElectLeadersResponseTopic()
 		rt.Topic = topic

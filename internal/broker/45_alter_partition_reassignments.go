@@ -69,6 +69,9 @@ func (b *Broker) handleAlterPartitionReassignments(ctx context.Context, req *kms
 	} else {
 		results = reassignWithoutController(b.meta.Image(), targets)
 	}
+	if anySucceeded(results) {
+		b.awaitPropagation(millis(req.TimeoutMillis), "AlterPartitionReassignments")
+	}
 	for _, t := range req.Topics {
 		rt := kmsg.NewAlterPartitionAssignmentsResponseTopic()
 		rt.Topic = t.Topic

@@ -206,13 +206,16 @@ func (b *Broker) goFunc(fn func()) {
 	}()
 }
 
-// watchMetadata applies metadata changes to the hosted partitions.
+// watchMetadata applies metadata changes to the hosted partitions and
+// tells the metadata store which version this broker now serves.
 func (b *Broker) watchMetadata() {
 	for {
 		ch := b.meta.Changes()
+		img := b.meta.Image()
 		if err := b.reconcile(); err != nil {
 			b.log.Error("apply metadata", "err", err)
 		}
+		b.meta.Served(img.Version)
 		if b.meta.Image().Topics[OffsetsTopic] == nil {
 			if err := b.ensureOffsetsTopic(); err != nil {
 				b.log.Debug("cannot create the offsets topic yet", "err", err)

@@ -107,8 +107,8 @@ func errCode(err error) int16 {
 		return kerr.InvalidProducerEpoch.Code
 	case errors.Is(err, producerstate.ErrInvalidSequence), errors.Is(err, storage.ErrInvalidRecord):
 		return kerr.InvalidRecord.Code
-	case errors.Is(err, storage.ErrRecordTooLarge):
-		return kerr.MessageTooLarge.Code
+	case errors.Is(err, storage.ErrRecordTooLarge): // larger than segment.bytes
+		return kerr.RecordListTooLarge.Code
 	case errors.Is(err, recordbatch.ErrCorrupt), errors.Is(err, storage.ErrCorrupt):
 		return kerr.CorruptMessage.Code
 	case errors.Is(err, storage.ErrClosed):
@@ -173,6 +173,11 @@ func firstErrorCode(resp kmsg.Response) int16 {
 		for _, t := range r.Topics {
 			if t.ErrorCode != 0 {
 				return t.ErrorCode
+			}
+			for _, p := range t.Partitions {
+				if p.ErrorCode != 0 {
+					return p.ErrorCode
+				}
 			}
 		}
 	case *kmsg.ListOffsetsResponse:

@@ -130,6 +130,9 @@ func (s *staticStore) AlterTopicConfigs(context.Context, string, []metadata.Conf
 	return errStatic
 }
 func (s *staticStore) AllocateProducerID(context.Context) (int64, error) { return s.pids.Add(1), nil }
+func (s *staticStore) Served(int64)                                      {}
+func (s *staticStore) AwaitPropagation(context.Context) error            { return nil }
+func (s *staticStore) WaitFresh(context.Context) error                   { return nil }
 func (s *staticStore) Close() error                                      { return nil }
 
 // startStaticBroker runs broker id in-process on ln over store.

@@ -7,10 +7,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strconv"
 	"sync"
 	"time"
 
 	"github.com/spf13/cobra"
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 )
 
@@ -25,6 +28,10 @@ type produceOptions struct {
 	compression  string
 	idempotent   bool
 	linger       time.Duration
+	// maxMessageBytes bounds a record batch; when not set (maxBytesSet
+	// false) it comes from the topic's max.message.bytes.
+	maxMessageBytes int
+	maxBytesSet     bool
 }
 
 // maxReportedFailures bounds how many failed records produce lists
@@ -49,14 +56,24 @@ as its value and gets --key (or no key).
 The summary goes to stderr. If any record fails, each failure is reported
 (up to ` + fmt.Sprint(maxReportedFailures) + `) and the exit status is 1.
 
+Size: the producer refuses, before sending, a record whose batch would be
+larger than --max-message-bytes (measured before compression; the broker
+then checks the batch as sent against the topic's max.message.bytes).
+Without the flag the limit is the topic's effective max.message.bytes, read
+with DescribeConfigs (kgo's default of 1000012 bytes if that fails, e.g. for
+a topic not created yet), so a record as large as the topic accepts can be
+written.
+
 SIGINT/SIGTERM stop reading input; records already handed to the client are
 still delivered (waiting at most --request-timeout), and the exit status is 0
 if all of them were acknowledged. A second signal kills the process.`,
 		Example: `  printf 'k1:hello\nk2:world\n' | streambus-cli produce orders --key-separator :
-  streambus-cli produce orders --value '{"id":1}' --header source=cli --acks 1`,
+  streambus-cli produce orders --value '{"id":1}' --header source=cli --acks 1
+  streambus-cli produce blobs --max-message-bytes 5000000 < large-record.json`,
 		Args: exactArgs(1, "TOPIC"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			o.keySet = cmd.Flags().Changed("key")
+			o.maxBytesSet = cmd.Flags().Changed("max-message-bytes")
 			return a.runProduce(cmd.Context(), args[0], o, cmd.Flags().Changed("idempotent"))
 		},
 	}
@@ -70,6 +87,8 @@ if all of them were acknowledged. A second signal kills the process.`,
 	f.StringVar(&o.compression, "compression", "none", "batch compression: none|gzip|snappy|lz4|zstd")
 	f.BoolVar(&o.idempotent, "idempotent", true, "idempotent producer; requires --acks all, and is off by default with --acks 1|0")
 	f.DurationVar(&o.linger, "linger", 0, "how long to wait for more records before sending a batch")
+	f.IntVar(&o.maxMessageBytes, "max-message-bytes", 0,
+		"largest record batch to send, in `BYTES` (default: the topic's max.message.bytes)")
 	return cmd
 }
 
@@ -80,6 +99,7 @@ type produceStats struct {
 	bytes    int64
 	failed   int64
 	failures []string // first maxReportedFailures, in failure order
+	limit    batchLimit
 }
 
 func (s *produceStats) record(index int, r *kgo.Record, err error) {
@@ -92,7 +112,11 @@ func (s *produceStats) record(index int, r *kgo.Record, err error) {
 	}
 	s.failed++
 	if len(s.failures) < maxReportedFailures {
-		s.failures = append(s.failures, fmt.Sprintf("record %d: %v", index, err))
+		msg := fmt.Sprintf("record %d: %v", index, err)
+		if errors.Is(err, kerr.MessageTooLarge) {
+			msg += "; " + s.limit.String()
+		}
+		s.failures = append(s.failures, msg)
 	}
 }
 
@@ -111,6 +135,11 @@ func (a *app) runProduce(ctx context.Context, topic string, o produceOptions, id
 	if o.linger < 0 {
 		return usageErrorf("--linger must not be negative")
 	}
+	if o.maxBytesSet && (o.maxMessageBytes < minBatchBytes || o.maxMessageBytes > maxBatchBytes) {
+		return usageErrorf("--max-message-bytes must be between %d and %d, got %d", minBatchBytes, maxBatchBytes, o.maxMessageBytes)
+	}
+	limit := a.batchLimit(ctx, topic, o)
+	popts = append(popts, limit.opts()...)
 	popts = append(popts,
 		// Like Kafka's Java producer, let the broker auto-create a missing
 		// topic if (and only if) its auto.create.topics.enable allows it.
@@ -151,7 +180,7 @@ func (a *app) runProduce(ctx context.Context, topic string, o produceOptions, id
 	// cancellation only stops reading input.
 	deliverCtx := context.WithoutCancel(ctx)
 	start := time.Now()
-	stats := &produceStats{}
+	stats := &produceStats{limit: limit}
 	n := 0
 	send := func(input []byte) {
 		n++
@@ -197,6 +226,81 @@ func (a *app) runProduce(ctx context.Context, topic string, o produceOptions, id
 		fmt.Fprintln(a.env.Stderr, "produce: interrupted; stopped reading input")
 	}
 	return nil
+}
+
+// Limits of kgo's producer: ProducerBatchMaxBytes accepts minBatchBytes to
+// maxBatchBytes and defaults to kgoBatchBytes; BrokerMaxWriteBytes, which
+// bounds a whole produce request, defaults to kgoWriteBytes. A request
+// needs requestHeadroom besides its one batch (headers, names, lengths).
+const (
+	minBatchBytes   = 512
+	maxBatchBytes   = 1 << 30
+	kgoBatchBytes   = 1000012
+	kgoWriteBytes   = 100 << 20
+	requestHeadroom = 64 << 10
+)
+
+// batchLimit is the producer's largest batch and where that number came
+// from, for the message of a record refused as too large.
+type batchLimit struct {
+	bytes  int
+	source string
+}
+
+func (l batchLimit) String() string {
+	return fmt.Sprintf("batch limit %d bytes: %s", l.bytes, l.source)
+}
+
+// opts are the kgo options that apply the limit. A request carries at
+// least one whole batch, so the request bound rises with the batch bound.
+func (l batchLimit) opts() []kgo.Opt {
+	opts := []kgo.Opt{kgo.ProducerBatchMaxBytes(int32(l.bytes))}
+	if l.bytes+requestHeadroom > kgoWriteBytes {
+		opts = append(opts, kgo.BrokerMaxWriteBytes(int32(min(l.bytes+requestHeadroom, maxBatchBytes))))
+	}
+	return opts
+}
+
+// batchLimit picks the producer's batch limit: --max-message-bytes, else
+// the topic's effective max.message.bytes, else kgo's default. A topic
+// limit outside kgo's bounds is clamped to them: the broker still refuses
+// what the topic does not accept.
+func (a *app) batchLimit(ctx context.Context, topic string, o produceOptions) batchLimit {
+	if o.maxBytesSet {
+		return batchLimit{o.maxMessageBytes, "--max-message-bytes"}
+	}
+	n, err := a.topicMaxMessageBytes(ctx, topic)
+	if err != nil {
+		return batchLimit{kgoBatchBytes, fmt.Sprintf("the client's default, as the topic's max.message.bytes could not be read (%v); set --max-message-bytes", err)}
+	}
+	return batchLimit{min(max(n, minBatchBytes), maxBatchBytes), "the topic's max.message.bytes"}
+}
+
+// topicMaxMessageBytes reads topic's effective max.message.bytes (its
+// override, else the broker's default) with DescribeConfigs.
+func (a *app) topicMaxMessageBytes(ctx context.Context, topic string) (int, error) {
+	var n int
+	err := a.withAdmin(ctx, func(ctx context.Context, adm *kadm.Client) error {
+		rcs, err := adm.DescribeTopicConfigs(ctx, topic)
+		if err != nil {
+			return err
+		}
+		rc, err := rcs.On(topic, nil)
+		if err != nil {
+			return err
+		}
+		if rc.Err != nil {
+			return rc.Err
+		}
+		for _, c := range rc.Configs {
+			if c.Key == "max.message.bytes" && c.Value != nil {
+				n, err = strconv.Atoi(*c.Value)
+				return err
+			}
+		}
+		return fmt.Errorf("topic %q: max.message.bytes not described", topic)
+	})
+	return n, err
 }
 
 // readLines calls fn with each line of r, without its line ending. Reading

@@ -20,13 +20,13 @@ import (
 func (a *app) newTopicCommand() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "topic",
-		Short: "Create, list, describe and delete topics",
+		Short: "Create, list, describe, trim and delete topics",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			return usageErrorf("missing subcommand: create, list, describe or delete")
+			return usageErrorf("missing subcommand: create, list, describe, trim or delete")
 		},
 	}
-	cmd.AddCommand(a.newTopicCreate(), a.newTopicList(), a.newTopicDescribe(), a.newTopicDelete())
+	cmd.AddCommand(a.newTopicCreate(), a.newTopicList(), a.newTopicDescribe(), a.newTopicTrim(), a.newTopicDelete())
 	return cmd
 }
 

@@ -330,7 +330,7 @@ func buildSettings() []setting {
 			1, 100, func(c *Config) *int32 { return &c.LeaderImbalancePerBroker }),
 		msSetting("replica.lag.time.max.ms", "A follower that has not caught up with its leader for this long leaves the ISR.",
 			1, func(c *Config) *time.Duration { return &c.ReplicaLagTime }),
-		boolSetting("auto.create.topics.enable", "Create unknown topics on metadata requests and produces.",
+		boolSetting("auto.create.topics.enable", "Create a topic that a Metadata request names and that does not exist (clients ask for metadata before they produce), with num.partitions and default.replication.factor; Produce and Fetch to an unknown topic never create it.",
 			func(c *Config) *bool { return &c.AutoCreateTopics }),
 		intSetting("num.partitions", "", "Partitions of auto-created topics and of CreateTopics with -1.",
 			1, math.MaxInt32, func(c *Config) *int32 { return &c.NumPartitions }),

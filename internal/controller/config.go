@@ -79,6 +79,13 @@ type Config struct {
 	// leader balance (leader.imbalance.check.interval.seconds). Default
 	// 300s; must not be negative.
 	LeaderImbalanceCheckInterval time.Duration
+	// ReportServed is set by a broker that reports, with Store.Served,
+	// the metadata Version it serves once it applied an Image to its
+	// partitions. Such a broker stays fenced until its first report, and
+	// the controller's AwaitPropagation waits for its reports. Default
+	// false: the Version this node applied counts as served, and its
+	// first heartbeat unfences it.
+	ReportServed bool
 	// LeaderImbalancePerBrokerPercentage is the share of a broker's
 	// preferred partitions it may not lead before the controller moves
 	// them back (leader.imbalance.per.broker.percentage). Default 10;

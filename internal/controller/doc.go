@@ -71,6 +71,16 @@
 // do; Brokers() lists all with their state. Placement (round-robin, a new
 // partition's ISR and leader) uses unfenced brokers only.
 //
+// # Read-your-writes (propagation.go)
+//
+// Brokers report in their heartbeats the state Version they serve; a
+// broker with Config.ReportServed stays fenced until its first report.
+// AwaitPropagation, forwarded to the controller, runs a Raft barrier and
+// waits until every unfenced broker reported the controller's Version, so
+// a client-facing change is answered once every live broker serves it.
+// A heartbeat's answer carries the controller's Version, which is what
+// WaitFresh checks the local state against.
+//
 // # Partition leadership (KRaft semantics)
 //
 // Each partition has a leader epoch (in metadata.Partition) and a

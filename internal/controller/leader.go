@@ -71,8 +71,11 @@ func (s *Store) AllocateProducerID(ctx context.Context) (int64, error) {
 // node just became leader and had not applied everything), it waits for a
 // barrier and computes again.
 func (s *Store) execLocal(ctx context.Context, req *request) (*response, error) {
-	if req.Op == "heartbeat" {
-		return nil, s.heartbeat(ctx, req)
+	switch req.Op {
+	case "heartbeat":
+		return s.heartbeat(ctx, req)
+	case opAwait:
+		return &response{}, s.awaitLocal(ctx)
 	}
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("controller: %w", err)
@@ -182,25 +185,29 @@ func (s *Store) raftError(err error) error {
 	return fmt.Errorf("controller: raft: %w", err)
 }
 
-// heartbeat records a broker's heartbeat on the controller and unfences
-// the broker if it was fenced (unless it is shutting down).
-func (s *Store) heartbeat(ctx context.Context, req *request) error {
+// heartbeat records a broker's heartbeat and served Version on the
+// controller, unfences the broker if it was fenced (unless it is shutting
+// down or asks to stay fenced), and answers with the Version for fresh
+// reads (propagation.go).
+func (s *Store) heartbeat(ctx context.Context, req *request) (*response, error) {
 	if s.raft.State() != raft.Leader {
-		return s.notController()
+		return nil, s.notController()
 	}
 	b, ok := s.fsm.current().Brokers[req.NodeID]
 	if !ok || b.Incarnation != req.Incarnation {
-		return errStaleIncarnation
+		return nil, errStaleIncarnation
 	}
 	s.hbMu.Lock()
 	s.resetHeartbeatsLocked()
 	s.hb[req.NodeID] = s.cfg.Now()
+	s.noteServedLocked(req.NodeID, req.Incarnation, req.Served)
 	s.hbMu.Unlock()
-	if b.Fenced && !b.ShuttingDown {
-		_, err := s.execLocal(ctx, &request{Op: opUnfence, NodeID: req.NodeID, Incarnation: req.Incarnation})
-		return err
+	if b.Fenced && !b.ShuttingDown && !req.WantFence {
+		if _, err := s.execLocal(ctx, &request{Op: opUnfence, NodeID: req.NodeID, Incarnation: req.Incarnation}); err != nil {
+			return nil, err
+		}
 	}
-	return nil
+	return &response{Version: s.freshVersion(ctx, req.NodeID, req.Incarnation)}, nil
 }
 
 // prepare validates req against st and builds the command to propose, or

@@ -46,6 +46,18 @@ type Store struct {
 
 	leaderID atomic.Int32
 
+	// served is the Version this broker serves (Served), -1 until the
+	// broker first reports; servedCh nudges brokerLoop to report it.
+	served   atomic.Int64
+	servedCh chan struct{}
+	// fresh is what the last answered heartbeat established (WaitFresh),
+	// freshSig fires when it changes.
+	fresh    atomic.Pointer[freshness]
+	freshSig signal
+	// readyTerm is the latest Raft term in which this node, leading, has
+	// applied every entry committed before it (a barrier completed).
+	readyTerm atomic.Uint64
+
 	pubMu   sync.Mutex // serializes publish; guards epoch
 	epoch   int64
 	image   atomic.Pointer[metadata.Image]
@@ -60,6 +72,10 @@ type Store struct {
 	hbMu   sync.Mutex
 	hb     map[int32]time.Time // last heartbeat per broker, on the controller only
 	hbTerm uint64              // the Raft term hb was collected in
+	// reports holds, on the controller, the Version each broker last
+	// reported serving (propagation.go); reported fires on a new report.
+	reports  map[int32]servedReport
+	reported signal
 	// leaderSeen is, on a follower, the Raft leader and the last time (by
 	// the injected clock) this node saw it in contact: a new controller
 	// starts the old controller's session from there (see
@@ -115,8 +131,10 @@ func Open(cfg Config) (*Store, error) {
 		incarnation: hex.EncodeToString(inc[:]),
 		obsCh:       make(chan raft.Observation, 16), wakeCh: make(chan struct{}, 1),
 		sem: make(chan struct{}, 1), hb: map[int32]time.Time{}, stop: make(chan struct{}),
+		reports: map[int32]servedReport{}, servedCh: make(chan struct{}, 1),
 	}
 	s.leaderID.Store(-1)
+	s.served.Store(-1)
 	s.needJoin.Store(!cfg.isVoter())
 	ch := make(chan struct{})
 	s.changes.Store(&ch)
@@ -213,7 +231,7 @@ func (s *Store) publish(st *state) {
 	s.epoch++
 	img := &metadata.Image{ClusterID: st.ClusterID, ControllerID: s.leaderID.Load(),
 		Brokers: make(map[int32]metadata.Broker, len(st.Brokers)),
-		Topics:  st.Topics, TopicsByID: st.TopicsByID, Epoch: s.epoch}
+		Topics:  st.Topics, TopicsByID: st.TopicsByID, Epoch: s.epoch, Version: st.Version}
 	for id, b := range st.Brokers {
 		if b.Fenced {
 			continue
@@ -258,9 +276,11 @@ const refusalLogInterval = 30 * time.Second
 
 // brokerLoop initializes the cluster ID (when leading), joins the Raft
 // configuration (non-voters), registers this broker and heartbeats, every
-// HeartbeatInterval, on leader changes, and while the cluster ID is not
-// known yet also on every state change (a non-voter that just joined
-// registers as soon as the log reaches it).
+// HeartbeatInterval, on leader changes, when the served Version moves
+// (propagation.go), and while the cluster ID is not known yet also on
+// every state change (a non-voter that just joined registers as soon as
+// the log reaches it). Without ReportServed the applied Version is the
+// served one, so every state change is reported.
 func (s *Store) brokerLoop() {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -272,7 +292,7 @@ func (s *Store) brokerLoop() {
 			s.logBrokerStepErr(err)
 		}
 		var changed <-chan struct{}
-		if s.fsm.current().ClusterID == "" {
+		if s.fsm.current().ClusterID == "" || !s.cfg.ReportServed {
 			changed = s.Changes()
 		}
 		select {
@@ -280,6 +300,7 @@ func (s *Store) brokerLoop() {
 			return
 		case <-t.C:
 		case <-s.wakeCh:
+		case <-s.servedCh:
 		case <-changed:
 		}
 	}
@@ -321,7 +342,12 @@ func (s *Store) brokerStep(ctx context.Context) error {
 		}
 		s.needRegister.Store(false)
 	}
-	_, err := s.exec(ctx, &request{Op: "heartbeat", NodeID: me.NodeID, Incarnation: me.Incarnation})
+	sentAt := s.cfg.Now()
+	resp, err := s.exec(ctx, &request{Op: "heartbeat", NodeID: me.NodeID, Incarnation: me.Incarnation,
+		Served: s.servedVersion(), WantFence: s.wantFence()})
+	if err == nil && resp != nil {
+		s.noteFresh(resp.Version, sentAt)
+	}
 	if errors.Is(err, errStaleIncarnation) {
 		// The controller does not know this incarnation although the
 		// local state (behind it) does: it was unregistered while
@@ -350,29 +376,40 @@ func sameRecord(a, b brokerRecord) bool {
 		(a.Rack == nil) == (b.Rack == nil) && (a.Rack == nil || *a.Rack == *b.Rack)
 }
 
-// WaitReady blocks until the cluster has an ID, a controller, and this
-// process's incarnation is registered and unfenced in the applied state, or
-// ctx ends. Checking the incarnation, not just the node ID, matters after a
+// WaitRegistered blocks until the cluster has an ID, a controller, and
+// this process's incarnation is registered in the applied state, or ctx
+// ends. Checking the incarnation, not just the node ID, matters after a
 // restart: the state replayed from the local log still shows the previous
 // process registered and unfenced, leading the partitions it led when it
 // died. Serving from that stale state would let this broker act as leader
 // and group coordinator with old data. The new incarnation's registration
 // is applied only after every earlier entry, so once it shows, the local
-// state has caught up to at least that point.
+// state has caught up to at least that point, and it shows this broker
+// fenced, leading nothing.
+func (s *Store) WaitRegistered(ctx context.Context) error {
+	return s.waitSelf(ctx, "registered", func(brokerRecord) bool { return true })
+}
+
+// WaitReady is WaitRegistered and then waits for this broker to be
+// unfenced; with ReportServed that happens only after the first Served.
 func (s *Store) WaitReady(ctx context.Context) error {
+	return s.waitSelf(ctx, "ready", func(b brokerRecord) bool { return !b.Fenced })
+}
+
+func (s *Store) waitSelf(ctx context.Context, what string, cond func(brokerRecord) bool) error {
 	for {
 		ch := s.Changes()
 		img := s.Image()
 		if img.ClusterID != "" && img.ControllerID >= 0 {
 			b, ok := s.fsm.current().Brokers[s.cfg.NodeID]
-			if ok && !b.Fenced && sameRecord(b, s.brokerRecord()) {
+			if ok && sameRecord(b, s.brokerRecord()) && cond(b) {
 				return nil
 			}
 		}
 		select {
 		case <-ch:
 		case <-ctx.Done():
-			return fmt.Errorf("controller: wait ready: %w", ctx.Err())
+			return fmt.Errorf("controller: wait %s: %w", what, ctx.Err())
 		}
 	}
 }
@@ -468,9 +505,18 @@ type request struct {
 	Alter        *AlterPartitionRequest       `json:"alter,omitempty"`
 	Elect        []TopicPartition             `json:"elect,omitempty"`
 	RaftAddr     string                       `json:"raft_addr,omitempty"` // of a joining non-voter
+	// Served and WantFence come with a heartbeat (propagation.go).
+	Served    int64 `json:"served,omitempty"`
+	WantFence bool  `json:"want_fence,omitempty"`
+	// TimeoutMs is what is left of the caller's deadline: the controller
+	// answers a forwarded call within it.
+	TimeoutMs int64 `json:"timeout_ms,omitempty"`
 }
 
 type response struct {
+	// Version answers a heartbeat: the controller's state Version, for
+	// fresh reads (0: no claim).
+	Version    int64               `json:"version,omitempty"`
 	Topic      *metadata.Topic     `json:"topic,omitempty"`
 	ProducerID int64               `json:"producer_id,omitempty"`
 	Partition  *metadata.Partition `json:"partition,omitempty"`
@@ -560,6 +606,12 @@ func (s *Store) forward(ctx context.Context, addr string, req *request) (resp *r
 	if err != nil {
 		return nil, fmt.Errorf("controller: forward to %s: %w", addr, err), true
 	}
+	if d, ok := ctx.Deadline(); ok {
+		// Leave the controller a margin to answer before this side gives
+		// up on the connection.
+		left := time.Until(d)
+		req.TimeoutMs = max((left - min(left/10, 200*time.Millisecond)).Milliseconds(), 1)
+	}
 	defer c.Close()
 	stop := context.AfterFunc(ctx, func() { c.SetDeadline(time.Now()) })
 	defer stop()
@@ -597,7 +649,11 @@ func (s *Store) serveForward(c net.Conn) {
 	if err := decodeStrict(data, &req); err != nil {
 		resp = &response{Err: toWire(newError(metadata.ErrInvalidRequest, "malformed forwarded call: "+err.Error()))}
 	} else {
-		ctx, cancel := context.WithTimeout(context.Background(), s.cfg.ApplyTimeout)
+		timeout := s.cfg.ApplyTimeout
+		if req.TimeoutMs > 0 {
+			timeout = min(time.Duration(req.TimeoutMs)*time.Millisecond, maxForwardTimeout)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), timeout)
 		go func() { // ends with ctx, cancelled right after execLocal
 			select {
 			case <-s.stop:

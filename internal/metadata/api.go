@@ -15,6 +15,12 @@ type Image struct {
 	Topics       map[string]*Topic // by name
 	TopicsByID   map[[16]byte]*Topic
 	Epoch        int64 // increases with every change
+	// Version is the replicated metadata's version: the number of changes
+	// applied, the same on every broker once it has applied the same
+	// change (KRaft's metadata offset plays this part). Brokers report the
+	// Version they serve (Store.Served). 0 for a store that does not
+	// replicate.
+	Version int64
 }
 
 // Broker is one registered broker.
@@ -60,9 +66,9 @@ type ConfigChange struct {
 }
 
 // Store is the one metadata/leadership layer through which every component
-// reaches topics and partitions. The single-node Local store is a file in the
-// data directory; the cluster issue replaces it with a Raft-replicated store
-// behind the same interface. All methods are safe for concurrent use.
+// reaches topics and partitions: the Raft-replicated controller.Store, or
+// the single-node Local store of earlier data directories. All methods are
+// safe for concurrent use.
 type Store interface {
 	Image() *Image
 	// Changes returns a channel that is closed at the next change after
@@ -79,6 +85,25 @@ type Store interface {
 	// AllocateProducerID returns a producer ID never returned before, even
 	// across restarts.
 	AllocateProducerID(ctx context.Context) (int64, error)
+
+	// Served tells the store that this broker serves every metadata
+	// change up to version (the Version of an Image whose partitions it
+	// has opened, deleted and configured). A replicated store keeps the
+	// broker fenced until the first call, as a KRaft broker stays fenced
+	// until it has caught up, and reports each later version to the
+	// controller. It does not block.
+	Served(version int64)
+	// AwaitPropagation returns nil once every live, unfenced broker serves
+	// every change acknowledged before the call (read-your-writes across
+	// the cluster), or an error naming the brokers that lag when ctx ends
+	// first; the changes themselves are made either way.
+	AwaitPropagation(ctx context.Context) error
+	// WaitFresh returns nil at once while this broker's Image is known to
+	// hold every change acknowledged to any client; otherwise (just
+	// started, or out of touch with the controller for a session) it asks
+	// the controller and waits until the Image caught up, or returns an
+	// error when ctx ends first.
+	WaitFresh(ctx context.Context) error
 	Close() error
 }
 

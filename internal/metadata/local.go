@@ -231,6 +231,17 @@ func (l *Local) Image() *Image { return l.image.Load() }
 // call. It is not closed by Close.
 func (l *Local) Changes() <-chan struct{} { return *l.changes.Load() }
 
+// Served does nothing: a single node has no other broker to tell.
+func (l *Local) Served(int64) {}
+
+// AwaitPropagation returns nil: every change is in this one broker's Image
+// once its call returned, and the broker applies it to its partitions
+// before it answers.
+func (l *Local) AwaitPropagation(context.Context) error { return nil }
+
+// WaitFresh returns nil: the Image is the only copy of the metadata.
+func (l *Local) WaitFresh(context.Context) error { return nil }
+
 // Close stops the store: later mutations fail with ErrClosed. It waits for
 // a mutation in progress. Everything acknowledged is already on disk, so
 // Close has nothing to flush. Calling it again is a no-op.

@@ -3,9 +3,11 @@
 // (health, readiness, metrics, pprof), and runs them until the context
 // ends.
 //
-// Start order: HTTP (so /healthz answers during recovery), metadata, log
-// recovery, then the Kafka listener; /readyz turns ready only after all of
-// that. Stop order is the reverse: stop accepting and answer in-flight
+// Start order: HTTP (so /healthz answers during recovery), metadata (this
+// broker registered, still fenced), log recovery, the broker (its
+// partitions opened for the current metadata, which lets the controller
+// unfence it), then the Kafka listener once unfenced; /readyz turns ready
+// only after all of that. Stop order is the reverse: stop accepting and answer in-flight
 // requests, then flush and close every log, then the metadata store.
 package server
 
@@ -155,6 +157,20 @@ func Run(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
 	bgDone := make(chan struct{})
 	go func() { defer close(bgDone); logs.Run(bgCtx) }()
 
+	if cs, ok := meta.(*controller.Store); ok {
+		// The broker asked to stay fenced until it served its first
+		// Image (it did in New); clients are served once the controller
+		// has unfenced it.
+		if err := cs.WaitReady(ctx); err != nil {
+			stopBG()
+			<-bgDone
+			b.Shutdown(context.Background())
+			if ctx.Err() != nil {
+				return nil
+			}
+			return fmt.Errorf("server: %w", err)
+		}
+	}
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- b.Serve(ln) }()
 	ready.Store(true)
@@ -198,7 +214,7 @@ func Run(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
 
 // openMetadata opens the metadata layer, the Raft-replicated store; it
 // waits, until ctx ends, for the quorum to elect a controller and register
-// this broker. Without voters the broker is a one-voter quorum of its own
+// this broker (fenced until the broker serves its first Image). Without voters the broker is a one-voter quorum of its own
 // (on raft-addr, default an ephemeral port on the Kafka listener's IP). A
 // data directory written by an earlier build's single-node file store
 // (meta/metadata.snapshot, no raft/) keeps that store, so its topics are
@@ -247,6 +263,7 @@ func openMetadata(ctx context.Context, cfg config.Config, host string, port int3
 		DisableLeaderRebalance:             !cfg.AutoLeaderRebalance,
 		LeaderImbalanceCheckInterval:       cfg.LeaderImbalanceCheckInterval,
 		LeaderImbalancePerBrokerPercentage: cfg.LeaderImbalancePerBroker,
+		ReportServed:                       true,
 	})
 	if err != nil {
 		return nil, err
@@ -256,7 +273,7 @@ func openMetadata(ctx context.Context, cfg config.Config, host string, port int3
 		role = "non-voter" // joins the Raft configuration through the voters
 	}
 	logger.Info("waiting for the metadata quorum", "voters", len(cfg.Voters), "raft", cfg.RaftAddr, "role", role)
-	if err := cs.WaitReady(ctx); err != nil {
+	if err := cs.WaitRegistered(ctx); err != nil {
 		cs.Close()
 		if ctx.Err() != nil {
 			return nil, nil
