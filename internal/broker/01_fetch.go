@@ -69,7 +69,8 @@ func (b *Broker) handleFetch(c *conn, req *kmsg.FetchRequest, p *pending) {
 				out = append(out, &sessionPart{
 					topic: name, topicID: t.TopicID, partition: rp.Partition,
 					fetchOffset: rp.FetchOffset, maxBytes: rp.PartitionMaxBytes,
-					leaderEpoch: rp.CurrentLeaderEpoch, lastEpoch: rp.LastFetchedEpoch, sentHW: -1, sentLogStart: -1,
+					leaderEpoch: rp.CurrentLeaderEpoch, lastEpoch: rp.LastFetchedEpoch, logStart: rp.LogStartOffset,
+					sentHW: -1, sentLogStart: -1,
 				})
 			}
 		}
@@ -211,7 +212,7 @@ func (b *Broker) readFetch(img *metadata.Image, targets []*sessionPart, fp fetch
 			wake = append(wake, part.changed()...)
 		}
 		if replica >= 0 {
-			if err := b.followerFetched(part, replica, t.fetchOffset); err != nil {
+			if err := b.followerFetched(part, replica, t.fetchOffset, t.logStart); err != nil {
 				r.errCode = errCode(err)
 				results = append(results, r)
 				continue

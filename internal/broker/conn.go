@@ -242,6 +242,14 @@ func (c *conn) writeLoop() {
 			if c.b.m != nil {
 				c.b.m.AddBytesOut(n)
 			}
+		} else if !broken && len(c.queue) == 0 && bw.Buffered() > 0 {
+			// An acks=0 produce has no answer: send the answers buffered
+			// before it, which would otherwise wait for the next request.
+			if bw.Flush() != nil {
+				broken = true
+				c.stopReading()
+				c.nc.Close()
+			}
 		}
 		for _, f := range p.out.keep {
 			f()

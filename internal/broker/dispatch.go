@@ -19,8 +19,9 @@ import (
 // adminTimeout bounds metadata changes made on a client's behalf.
 const adminTimeout = 30 * time.Second
 
-// dispatch runs the handler of req. Produce and Fetch may complete p later
-// (fsync waits, long polls); every other API completes it here.
+// dispatch runs the handler of req. Produce, Fetch and DeleteRecords may
+// complete p later (fsync and replica waits, long polls); every other API
+// completes it here.
 func (b *Broker) dispatch(c *conn, req *wire.Request, p *pending) {
 	switch m := req.Msg.(type) {
 	case *kmsg.ProduceRequest:
@@ -28,6 +29,9 @@ func (b *Broker) dispatch(c *conn, req *wire.Request, p *pending) {
 		return
 	case *kmsg.FetchRequest:
 		b.handleFetch(c, m, p)
+		return
+	case *kmsg.DeleteRecordsRequest:
+		b.handleDeleteRecords(c, m, p)
 		return
 	}
 	who := requester{host: hostOf(c.addr)}
@@ -51,8 +55,6 @@ func (b *Broker) dispatch(c *conn, req *wire.Request, p *pending) {
 		resp = b.handleCreateTopics(ctx, m)
 	case *kmsg.DeleteTopicsRequest:
 		resp = b.handleDeleteTopics(ctx, m)
-	case *kmsg.DeleteRecordsRequest:
-		resp = b.handleDeleteRecords(m)
 	case *kmsg.InitProducerIDRequest:
 		resp = b.handleInitProducerID(ctx, m)
 	case *kmsg.OffsetForLeaderEpochRequest:
@@ -202,6 +204,14 @@ func firstErrorCode(resp kmsg.Response) int16 {
 		}
 	case *kmsg.InitProducerIDResponse:
 		return r.ErrorCode
+	case *kmsg.DeleteRecordsResponse:
+		for _, t := range r.Topics {
+			for _, p := range t.Partitions {
+				if p.ErrorCode != 0 {
+					return p.ErrorCode
+				}
+			}
+		}
 	}
 	return 0
 }

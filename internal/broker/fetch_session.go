@@ -28,6 +28,7 @@ type sessionPart struct {
 	maxBytes    int32
 	leaderEpoch int32
 	lastEpoch   int32 // v12+ last_fetched_epoch of a follower; -1 if none
+	logStart    int64 // v5+ log_start_offset of a follower; -1 for consumers
 
 	sentHW, sentLogStart int64 // -1 before the first answer
 }
@@ -125,6 +126,7 @@ func (fs *fetchSession) upsert(sp sessionPart) {
 	k := sessionKey{sp.topic, sp.partition}
 	if cur := fs.parts[k]; cur != nil {
 		cur.fetchOffset, cur.maxBytes, cur.leaderEpoch, cur.topicID, cur.lastEpoch = sp.fetchOffset, sp.maxBytes, sp.leaderEpoch, sp.topicID, sp.lastEpoch
+		cur.logStart = sp.logStart
 		return
 	}
 	sp.sentHW, sp.sentLogStart = -1, -1

@@ -9,7 +9,11 @@ package broker
 //     the controller (AlterPartition) and applied only once confirmed;
 //     consumers read up to that high watermark, and acks=all produces wait
 //     for it (NOT_ENOUGH_REPLICAS below min.insync.replicas);
-//   - a follower has the replication.Fetcher copy the leader's log.
+//   - a follower has the replication.Fetcher copy the leader's log and
+//     move its log start up to the leader's; its fetches report that log
+//     start, and DeleteRecords waits until every replica on a live broker
+//     has reached the requested offset (the low watermark,
+//     21_delete_records.go).
 //
 // In log.flush.mode=ack the leader's own end is its durable offset and a
 // follower fsyncs before it fetches again, so a record counted in the high
@@ -44,6 +48,10 @@ type replicaState struct {
 	mu     sync.Mutex
 	leader *replication.LeaderState // non-nil while this broker leads a replicated partition
 	hwCh   chan struct{}            // closed when the replicated high watermark advances
+	// lsCh, open while leader is set, is closed when a follower reports
+	// a new log start offset and when this LeaderState ends (DeleteRecords
+	// waiters recompute the low watermark).
+	lsCh chan struct{}
 }
 
 // leaderState is the partition's LeaderState while this broker leads it
@@ -81,6 +89,10 @@ func (b *Broker) applyUpdateLocked(p *partition, u replication.Update) {
 	if u.HWAdvanced {
 		close(p.rep.hwCh)
 		p.rep.hwCh = make(chan struct{})
+	}
+	if u.LogStartChanged {
+		close(p.rep.lsCh)
+		p.rep.lsCh = make(chan struct{})
 	}
 	if u.Proposal != nil {
 		prop := *u.Proposal
@@ -120,6 +132,7 @@ func (b *Broker) reconcileReplication(img *metadata.Image, p *partition, mp meta
 		if p.rep.leader != nil {
 			p.rep.leader = nil
 			close(p.rep.hwCh) // wake waiters: they see leadership is gone
+			close(p.rep.lsCh)
 		}
 	}
 	if !replicated {
@@ -147,8 +160,12 @@ func (b *Broker) reconcileReplication(img *metadata.Image, p *partition, mp meta
 			b.log.Error("lead partition", "partition", p.id, "err", err)
 			return
 		}
+		if p.rep.leader != nil { // a new leader epoch: the old state's waiters recheck
+			close(p.rep.lsCh)
+		}
 		p.rep.leader = ls
 		p.rep.hwCh = make(chan struct{})
+		p.rep.lsCh = make(chan struct{})
 	case mp.Leader >= 0:
 		br, ok := img.Brokers[mp.Leader]
 		if !ok {
@@ -178,8 +195,9 @@ func (b *Broker) partitionEpoch(id storage.PartitionID) int32 {
 	return 0
 }
 
-// followerFetched records a follower's fetch on the leader.
-func (b *Broker) followerFetched(p *partition, replica int32, fetchOffset int64) error {
+// followerFetched records a follower's fetch on the leader: its fetch
+// offset (log end) and the log start offset it reports.
+func (b *Broker) followerFetched(p *partition, replica int32, fetchOffset, logStart int64) error {
 	now := b.cfg.Now()
 	p.rep.mu.Lock()
 	defer p.rep.mu.Unlock()
@@ -188,7 +206,7 @@ func (b *Broker) followerFetched(p *partition, replica int32, fetchOffset int64)
 		return kerr.NotLeaderForPartition
 	}
 	b.applyUpdateLocked(p, ls.SetLeaderEnd(p.log.HighWatermark(), now))
-	u, err := ls.FollowerFetched(replica, fetchOffset, now)
+	u, err := ls.FollowerFetched(replica, fetchOffset, logStart, now)
 	if err != nil {
 		return kerr.NotLeaderForPartition
 	}

@@ -31,8 +31,17 @@
 //     high watermark covers them, answering
 //     NOT_ENOUGH_REPLICAS_AFTER_APPEND if the ISR shrank below the minimum
 //     meanwhile.
+//   - Each fetch also reports the follower's log start offset.
+//     LowWatermark (Kafka's lowWatermarkIfLeader) is the smallest log
+//     start over the leader and the followers on live brokers; a
+//     DeleteRecords request completes once it reaches the requested
+//     offset.
 //
 // # Follower side (fetcher.go)
 //
 // A Fetcher owns one goroutine per source leader broker; see its doc.
+// After applying (and, in FlushOnAck mode, fsyncing) a response, a
+// follower moves its log start up to the leader's, never past its own
+// high watermark (Kafka's maybeIncrementLogStartOffset), so records
+// deleted on the leader stay deleted when this replica leads.
 package replication

@@ -132,7 +132,8 @@ type PartitionStatus struct {
 // from that broker with Fetch v12 (replica_id set) over one TCP
 // connection. Per partition it appends what the leader returns
 // (storage.Log.AppendReplicated), fsyncs before the next fetch in
-// FlushOnAck mode, truncates at a DivergingEpoch, and recovers from
+// FlushOnAck mode, then moves its log start up to the leader's (as far as
+// its own high watermark), truncates at a DivergingEpoch, and recovers from
 // OFFSET_OUT_OF_RANGE by asking the leader for its log start and end.
 // NOT_LEADER_OR_FOLLOWER and FENCED_LEADER_EPOCH pause the partition for
 // LeaderRetry (doubling up to Backoff) or until Follow brings a new leader

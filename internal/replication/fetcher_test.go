@@ -167,7 +167,7 @@ func (fl *fakeLeader) fetch(req *kmsg.FetchRequest) kmsg.Response {
 		sl.Release()
 		fl.mu.Lock()
 		fl.ls.SetLeaderEnd(end, time.Now())
-		fl.ls.FollowerFetched(req.ReplicaID, p.FetchOffset, time.Now())
+		fl.ls.FollowerFetched(req.ReplicaID, p.FetchOffset, p.LogStartOffset, time.Now())
 		rp.HighWatermark = fl.ls.HighWatermark()
 		fl.mu.Unlock()
 		if len(rp.RecordBatches) == 0 {
@@ -496,4 +496,47 @@ func TestFetcherFollowInterruptsLongPoll(t *testing.T) {
 	})
 	appendN(t, leader.log, 5, 2, "y")
 	caughtUp(t, leader.log, follower.log)
+}
+
+// TestFetcherAppliesLeaderLogStart: records deleted on the leader are
+// deleted on the follower too, once it has them durably, and its next
+// fetch reports its new log start to the leader. Without this the
+// follower would serve them again after taking over leadership.
+func TestFetcherAppliesLeaderLogStart(t *testing.T) {
+	leader, follower := newNode(t, false), newNode(t, true)
+	appendN(t, leader.log, 1, 30, "x")
+	if err := leader.log.Sync(leader.log.LogEndOffset()); err != nil {
+		t.Fatal(err)
+	}
+	fl := newFakeLeader(t, leader.log, 1)
+	defer fl.close()
+	f := testFetcher(t, "")
+	if err := f.Follow(Leader{ID: 1, Addr: fl.ln.Addr().String()}, Followed{Log: follower.log, LeaderEpoch: 1}); err != nil {
+		t.Fatal(err)
+	}
+	caughtUp(t, leader.log, follower.log)
+	if follower.log.LogStartOffset() != 0 {
+		t.Fatalf("follower starts at %d before any deletion", follower.log.LogStartOffset())
+	}
+	const cut = 25
+	if _, err := leader.log.DeleteRecordsBefore(cut); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the follower's log start reaches the leader's", func() bool { return follower.log.LogStartOffset() == cut })
+	waitFor(t, "the leader learns the follower's log start", func() bool {
+		fl.mu.Lock()
+		defer fl.mu.Unlock()
+		ls, _ := fl.ls.FollowerLogStart(2)
+		return ls == cut && fl.ls.LowWatermark(leader.log.LogStartOffset(), func(int32) bool { return true }) == cut
+	})
+	// As a leader, this replica would serve from the cut on, not before.
+	if _, err := follower.log.Read(cut-1, 1<<20, follower.log.LogEndOffset()); !errors.Is(err, storage.ErrOffsetOutOfRange) {
+		t.Fatalf("read below the log start: %v", err)
+	}
+	caughtUp(t, leader.log, follower.log) // the same bytes from the log start on
+	appendN(t, leader.log, 1, 5, "more")
+	caughtUp(t, leader.log, follower.log)
+	if follower.log.LogStartOffset() != cut {
+		t.Fatalf("follower log start %d after more records", follower.log.LogStartOffset())
+	}
 }

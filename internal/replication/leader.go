@@ -93,12 +93,17 @@ type Update struct {
 	// moved during this call (wake fetchers and acks=all waiters).
 	HighWatermark int64
 	HWAdvanced    bool
+	// LogStartChanged says a follower reported a new log start offset
+	// during this call (wake DeleteRecords waiting for the low
+	// watermark).
+	LogStartChanged bool
 	// Proposal, when set, must be sent to the controller.
 	Proposal *ISRProposal
 }
 
 type follower struct {
 	leo                int64 // last fetch offset, -1 until the first fetch
+	logStart           int64 // log start offset of the last fetch, -1 until the first fetch
 	lastCaughtUp       time.Time
 	lastFetch          time.Time
 	lastFetchLeaderEnd int64
@@ -150,7 +155,7 @@ func (s *LeaderState) setAssignment(a Assignment, now time.Time) {
 		if r == s.self || s.followers[r] != nil {
 			continue
 		}
-		f := &follower{leo: -1, lastFetchLeaderEnd: -1}
+		f := &follower{leo: -1, logStart: -1, lastFetchLeaderEnd: -1}
 		if slices.Contains(a.ISR, r) {
 			f.lastCaughtUp = now
 		}
@@ -190,6 +195,35 @@ func (s *LeaderState) FollowerEnd(replica int32) (leo int64, ok bool) {
 	return f.leo, true
 }
 
+// FollowerLogStart returns a follower's log start offset as its last
+// fetch reported it (-1 before its first fetch); ok is false for
+// non-followers.
+func (s *LeaderState) FollowerLogStart(replica int32) (logStart int64, ok bool) {
+	f := s.followers[replica]
+	if f == nil {
+		return -1, false
+	}
+	return f.logStart, true
+}
+
+// LowWatermark is the partition's low watermark, Kafka's
+// lowWatermarkIfLeader: the smallest log start offset over the leader
+// (leaderLogStart) and every assigned follower for which alive reports
+// true (Kafka counts the replicas on live brokers, in the ISR or not). A
+// live follower that has not fetched from this leader yet counts as -1,
+// as in Kafka, so the low watermark waits for its first fetch. A
+// DeleteRecords request completes once the low watermark reaches the
+// offset it asked for.
+func (s *LeaderState) LowWatermark(leaderLogStart int64, alive func(replica int32) bool) int64 {
+	lw := leaderLogStart
+	for r, f := range s.followers {
+		if f.logStart < lw && alive(r) {
+			lw = f.logStart
+		}
+	}
+	return lw
+}
+
 // maximalISR is the ISR the high watermark must respect: the confirmed
 // ISR plus members a pending proposal adds (a pending removal still
 // counts), as in Kafka.
@@ -214,13 +248,14 @@ func (s *LeaderState) SetLeaderEnd(end int64, now time.Time) Update {
 }
 
 // FollowerFetched records a fetch by replica at fetchOffset (its log end
-// offset: it has everything below) at now. A fetch offset at or past the
-// leader's end counts as caught up; one that reaches what the leader's
-// end was at the follower's previous fetch counts as caught up as of that
-// previous fetch (Kafka's lastCaughtUpTime rule). It may propose adding
-// the follower to the ISR once it reaches the high watermark and the
-// start of this leader epoch.
-func (s *LeaderState) FollowerFetched(replica int32, fetchOffset int64, now time.Time) (Update, error) {
+// offset: it has everything below) at now; logStart is the log start
+// offset the fetch reports (for LowWatermark). A fetch offset at or past
+// the leader's end counts as caught up; one that reaches what the
+// leader's end was at the follower's previous fetch counts as caught up
+// as of that previous fetch (Kafka's lastCaughtUpTime rule). It may
+// propose adding the follower to the ISR once it reaches the high
+// watermark and the start of this leader epoch.
+func (s *LeaderState) FollowerFetched(replica int32, fetchOffset, logStart int64, now time.Time) (Update, error) {
 	f := s.followers[replica]
 	if f == nil {
 		return Update{HighWatermark: s.hw}, fmt.Errorf("%w: replica %d fetched, replicas %v", ErrUnknownReplica, replica, s.a.Replicas)
@@ -232,7 +267,11 @@ func (s *LeaderState) FollowerFetched(replica int32, fetchOffset int64, now time
 		f.lastCaughtUp = maxTime(f.lastCaughtUp, f.lastFetch)
 	}
 	f.leo, f.lastFetch, f.lastFetchLeaderEnd = fetchOffset, now, s.leaderEnd
-	return s.updateFor(now, replica), nil
+	u := s.updateFor(now, replica)
+	if f.logStart != logStart {
+		f.logStart, u.LogStartChanged = logStart, true
+	}
+	return u, nil
 }
 
 func maxTime(a, b time.Time) time.Time {

@@ -26,7 +26,7 @@ func newState(t *testing.T, a Assignment, end, hw int64) *LeaderState {
 
 func fetched(t *testing.T, s *LeaderState, r int32, off int64, ms int64) Update {
 	t.Helper()
-	u, err := s.FollowerFetched(r, off, at(ms))
+	u, err := s.FollowerFetched(r, off, 0, at(ms))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -60,7 +60,7 @@ func TestHighWatermarkIsMinOverISRAndMonotonic(t *testing.T) {
 			t.Fatalf("%s: unexpected proposal %+v", st.name, u.Proposal)
 		}
 	}
-	if _, err := s.FollowerFetched(9, 1, at(9)); !errors.Is(err, ErrUnknownReplica) {
+	if _, err := s.FollowerFetched(9, 1, 0, at(9)); !errors.Is(err, ErrUnknownReplica) {
 		t.Fatalf("unknown replica: %v", err)
 	}
 }
@@ -259,5 +259,79 @@ func TestNewLeaderStateValidates(t *testing.T) {
 	s, err := NewLeaderState(LeaderConfig{}, 1, threeReplicas(), 5, 9, t0)
 	if err != nil || s.HighWatermark() != 5 || s.cfg.ReplicaLagTime != DefaultReplicaLagTime {
 		t.Fatalf("defaults: %v %d", err, s.HighWatermark())
+	}
+}
+
+// TestLowWatermark: the low watermark is the smallest log start over the
+// leader and the followers on live brokers, as their fetches report it;
+// a live follower that has not fetched holds it at -1 (Kafka).
+func TestLowWatermark(t *testing.T) {
+	s := newState(t, threeReplicas(), 20, 20)
+	dead := map[int32]bool{}
+	alive := func(r int32) bool { return !dead[r] }
+	report := func(r int32, logStart int64) Update {
+		t.Helper()
+		u, err := s.FollowerFetched(r, 20, logStart, at(1))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return u
+	}
+	steps := []struct {
+		name    string
+		do      func() Update
+		dead    []int32
+		leader  int64
+		want    int64
+		changed bool
+	}{
+		{"nobody fetched", nil, nil, 0, -1, false},
+		{"nobody fetched, followers' brokers fenced", nil, []int32{2, 3}, 0, 0, false},
+		{"2 reports 0", func() Update { return report(2, 0) }, nil, 0, -1, true},
+		{"3 reports 0", func() Update { return report(3, 0) }, nil, 0, 0, true},
+		{"leader deleted up to 10", nil, nil, 10, 0, false},
+		{"2 reports 10", func() Update { return report(2, 10) }, nil, 10, 0, true},
+		{"3 reports 10", func() Update { return report(3, 10) }, nil, 10, 10, true},
+		{"the same again", func() Update { return report(3, 10) }, nil, 10, 10, false},
+		{"leader deleted up to 15, 3 reached 15", func() Update { return report(3, 15) }, nil, 15, 10, true},
+		{"2 fenced", nil, []int32{2}, 15, 15, false},
+		{"2 back", nil, nil, 15, 10, false},
+		{"2 restarted empty at 12 (reported as is)", func() Update { return report(2, 12) }, nil, 15, 12, true},
+	}
+	for _, st := range steps {
+		var u Update
+		if st.do != nil {
+			u = st.do()
+		}
+		clear(dead)
+		for _, r := range st.dead {
+			dead[r] = true
+		}
+		if got := s.LowWatermark(st.leader, alive); got != st.want || u.LogStartChanged != st.changed {
+			t.Fatalf("%s: low watermark %d changed %v, want %d %v", st.name, got, u.LogStartChanged, st.want, st.changed)
+		}
+	}
+	if ls, ok := s.FollowerLogStart(3); !ok || ls != 15 {
+		t.Fatalf("follower 3 log start %d %v", ls, ok)
+	}
+	if _, ok := s.FollowerLogStart(1); ok {
+		t.Fatal("the leader is not a follower")
+	}
+
+	// A replica added by a reassignment counts (at -1) until it fetches;
+	// a removed one no longer counts.
+	a := threeReplicas()
+	a.PartitionEpoch, a.Replicas, a.ISR = 11, []int32{1, 3, 4}, []int32{1, 3}
+	if _, err := s.ApplyAssignment(a, at(2)); err != nil {
+		t.Fatal(err)
+	}
+	if got := s.LowWatermark(15, alive); got != -1 {
+		t.Fatalf("with replica 4 not fetched: %d", got)
+	}
+	if u := report(4, 15); !u.LogStartChanged {
+		t.Fatal("replica 4's first report")
+	}
+	if got := s.LowWatermark(15, alive); got != 15 {
+		t.Fatalf("after the reassignment: %d", got)
 	}
 }

@@ -45,7 +45,7 @@ func TestApplyAssignmentMovesReplicas(t *testing.T) {
 	if _, ok := s.FollowerEnd(2); ok {
 		t.Fatal("removed replica 2 still tracked")
 	}
-	if _, err := s.FollowerFetched(2, 20, at(7)); !errors.Is(err, ErrUnknownReplica) {
+	if _, err := s.FollowerFetched(2, 20, 0, at(7)); !errors.Is(err, ErrUnknownReplica) {
 		t.Fatalf("fetch by removed replica: %v", err)
 	}
 	// Only 3 counts now.

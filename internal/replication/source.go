@@ -23,6 +23,9 @@ type part struct {
 	retryAt   time.Time
 	err       error
 	truncated bool // a truncation happened: skip the rest of this response
+	// leaderStart is the leader's log start offset from a response just
+	// applied, for applyLeaderLogStarts; -1 when there is none to apply.
+	leaderStart int64
 }
 
 // source fetches every partition followed from one leader broker, in its
@@ -66,7 +69,7 @@ func (s *source) follow(id storage.PartitionID, p Followed) {
 	if old := s.parts[id]; old != nil && old.Log == p.Log && old.LeaderEpoch == p.LeaderEpoch {
 		return
 	}
-	s.parts[id] = &part{Followed: p, hw: -1}
+	s.parts[id] = &part{Followed: p, hw: -1, leaderStart: -1}
 	s.interruptLocked()
 	s.kick()
 }
@@ -300,16 +303,46 @@ func (s *source) apply(req *kmsg.FetchRequest, resp *kmsg.FetchResponse) {
 			for _, p := range s.parts {
 				if p.Log == l {
 					s.backoffLocked(p, fmt.Errorf("replication: sync %v: %w", l.ID(), err))
+					p.leaderStart = -1
 				}
 			}
 			s.mu.Unlock()
+		}
+	}
+	s.applyLeaderLogStarts()
+}
+
+// applyLeaderLogStarts moves the log start of every partition whose
+// response was just applied up to the leader's, as Kafka's follower does
+// (maybeIncrementLogStartOffset): records the leader deleted
+// (DeleteRecords, retention) go here too, so they cannot come back when
+// this replica leads, and the next fetch reports the new log start, which
+// the leader's DeleteRecords waits for (LeaderState.LowWatermark). It
+// runs after the fsync, and never moves the log start past the replica's
+// own high watermark (its durable end in FlushOnAck mode).
+func (s *source) applyLeaderLogStarts() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for id, p := range s.parts {
+		to := p.leaderStart
+		p.leaderStart = -1
+		if to < 0 {
+			continue
+		}
+		l := p.Log
+		if to = min(to, l.HighWatermark()); to <= l.LogStartOffset() {
+			continue
+		}
+		if _, err := l.DeleteRecordsBefore(to); err != nil {
+			s.backoffLocked(p, fmt.Errorf("replication: move log start of %v to %d: %w", id, to, err))
 		}
 	}
 }
 
 // applyPartition applies one partition's response under s.mu; it returns
 // the log if it must be fsynced before the next fetch, and the partition
-// if it needs an offset reset (which asks the leader, outside s.mu).
+// if it needs an offset reset (which asks the leader, outside s.mu). An
+// applied response leaves the leader's log start in p.leaderStart.
 func (s *source) applyPartition(id storage.PartitionID, rp *kmsg.FetchResponseTopicPartition) (*storage.Log, *part) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -362,14 +395,14 @@ func (s *source) applyPartition(id storage.PartitionID, rp *kmsg.FetchResponseTo
 		recs = recs[h.Size():]
 	}
 	if len(recs) == 0 {
-		p.failures, p.err = 0, nil
+		p.failures, p.err, p.leaderStart = 0, nil, rp.LogStartOffset
 		return nil, nil
 	}
 	if _, err := l.AppendReplicated(recs); err != nil {
 		s.backoffLocked(p, fmt.Errorf("replication: append %v: %w", id, err))
 		return nil, nil
 	}
-	p.failures, p.err = 0, nil
+	p.failures, p.err, p.leaderStart = 0, nil, rp.LogStartOffset
 	if l.FlushOnAck() {
 		return l, nil
 	}

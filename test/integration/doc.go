@@ -21,6 +21,9 @@
 //     default Version), kafka-go (lz4) and kcat/librdkafka (gzip) each write
 //     keyed records with headers; every client reads every client's writes.
 //   - listoffsets_test.go: ListOffsets by timestamp, earliest and latest.
+//   - delete_records_test.go: DeleteRecords on an RF=3 partition of three
+//     brokers (every replica's log start moves; a new leader keeps it) and
+//     cleanup.policy refusals on one broker.
 //   - restart_test.go, recovery_test.go: SIGTERM and kill -9 restarts, torn
 //     segment tails; acknowledged records survive intact, exactly once.
 //   - malformed_test.go: bad frame sizes, TLS on the plaintext port,
