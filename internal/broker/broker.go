@@ -184,13 +184,6 @@ func New(cfg Config, meta metadata.Store, logs *storage.Manager) (*Broker, error
 	if err := b.reconcile(); err != nil {
 		return nil, err
 	}
-	// __consumer_offsets may not be creatable yet (a cluster with fewer
-	// brokers registered than offsets.topic.replication.factor): then
-	// FindCoordinator answers COORDINATOR_NOT_AVAILABLE and watchMetadata
-	// tries again on every metadata change.
-	if err := b.ensureOffsetsTopic(); err != nil {
-		b.log.Warn("cannot create the offsets topic yet", "err", err)
-	}
 	b.syncCoordinators()
 	b.goFunc(b.watchMetadata)
 	b.goFunc(b.replicationTicker)
@@ -209,6 +202,7 @@ func (b *Broker) goFunc(fn func()) {
 // watchMetadata applies metadata changes to the hosted partitions and
 // tells the metadata store which version this broker now serves.
 func (b *Broker) watchMetadata() {
+	warned := false
 	for {
 		ch := b.meta.Changes()
 		img := b.meta.Image()
@@ -216,9 +210,21 @@ func (b *Broker) watchMetadata() {
 			b.log.Error("apply metadata", "err", err)
 		}
 		b.meta.Served(img.Version)
-		if b.meta.Image().Topics[OffsetsTopic] == nil {
+		// __consumer_offsets may not be creatable yet (this broker is
+		// fenced until it served its first image; fewer brokers are
+		// registered than offsets.topic.replication.factor): then
+		// FindCoordinator answers COORDINATOR_NOT_AVAILABLE and this
+		// tries again on every metadata change. The first failure while
+		// this broker is unfenced is worth a warning.
+		if cur := b.meta.Image(); cur.Topics[OffsetsTopic] == nil {
 			if err := b.ensureOffsetsTopic(); err != nil {
-				b.log.Debug("cannot create the offsets topic yet", "err", err)
+				_, unfenced := cur.Brokers[b.cfg.NodeID]
+				if unfenced && !warned {
+					b.log.Warn("cannot create the offsets topic yet", "err", err)
+					warned = true
+				} else {
+					b.log.Debug("cannot create the offsets topic yet", "err", err)
+				}
 			}
 		}
 		b.syncCoordinators()
