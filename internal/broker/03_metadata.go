@@ -74,6 +74,32 @@ func (b *Broker) handleMetadata(ctx context.Context, req *kmsg.MetadataRequest) 
 		}
 	}
 
+	// Auto-creation: every missing topic first, then one wait for all of
+	// them to be served everywhere.
+	createErrs := map[string]error{}
+	if fresh && allowCreate {
+		deadline := time.Now().Add(autoCreatePropagation)
+		if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
+			deadline = d
+		}
+		waitFor := false
+		for _, w := range wants {
+			if w.name == "" || img.Topics[w.name] != nil {
+				continue
+			}
+			if _, done := createErrs[w.name]; done {
+				continue
+			}
+			err := b.autoCreate(ctx, w.name)
+			createErrs[w.name] = err
+			waitFor = waitFor || err == nil
+		}
+		if waitFor {
+			b.awaitPropagation(deadline, "Metadata")
+		}
+		img = b.meta.Image()
+	}
+
 	for _, w := range wants {
 		rt := kmsg.NewMetadataResponseTopic()
 		var t *metadata.Topic
@@ -88,21 +114,18 @@ func (b *Broker) handleMetadata(ctx context.Context, req *kmsg.MetadataRequest) 
 		} else {
 			t = img.Topics[w.name]
 		}
-		if t == nil && fresh && allowCreate {
-			var err error
-			if t, err = b.autoCreate(ctx, w.name); err != nil {
-				rt.Topic = kmsg.StringPtr(w.name)
-				rt.ErrorCode = errCode(err)
-				resp.Topics = append(resp.Topics, rt)
-				continue
-			}
-			img = b.meta.Image()
-		}
 		if t == nil {
 			rt.Topic = kmsg.StringPtr(w.name)
-			rt.ErrorCode = kerr.UnknownTopicOrPartition.Code
-			if !fresh {
-				rt.ErrorCode = kerr.LeaderNotAvailable.Code // it may exist: this broker cannot tell yet
+			err, tried := createErrs[w.name]
+			switch {
+			case tried && err != nil:
+				rt.ErrorCode = errCode(err)
+			case tried, !fresh:
+				// Created but not here yet, or this broker cannot tell
+				// whether it exists: retriable.
+				rt.ErrorCode = kerr.LeaderNotAvailable.Code
+			default:
+				rt.ErrorCode = kerr.UnknownTopicOrPartition.Code
 			}
 			resp.Topics = append(resp.Topics, rt)
 			continue
@@ -126,12 +149,12 @@ func (b *Broker) handleMetadata(ctx context.Context, req *kmsg.MetadataRequest) 
 	return resp
 }
 
-// autoCreate creates a topic with the broker defaults and waits until
-// every live broker serves it. A topic created a moment earlier by another
-// broker's auto-creation (TOPIC_ALREADY_EXISTS from the controller) is
-// waited for the same way. Any failure but an invalid name is
-// LEADER_NOT_AVAILABLE, which clients retry.
-func (b *Broker) autoCreate(ctx context.Context, name string) (*metadata.Topic, error) {
+// autoCreate creates a topic with the broker defaults. A topic created a
+// moment earlier by another broker's auto-creation (TOPIC_ALREADY_EXISTS
+// from the controller) counts as created: the wait that follows covers
+// it. Any failure but an invalid name is LEADER_NOT_AVAILABLE, which
+// clients retry.
+func (b *Broker) autoCreate(ctx context.Context, name string) error {
 	cctx, cancel := context.WithTimeout(ctx, autoCreateTimeout)
 	_, err := b.meta.CreateTopic(cctx, metadata.CreateTopicRequest{
 		Name:              name,
@@ -145,18 +168,15 @@ func (b *Broker) autoCreate(ctx context.Context, name string) (*metadata.Topic, 
 		if err := b.reconcile(); err != nil {
 			b.log.Warn("reconcile after auto-create", "err", err)
 		}
+		return nil
 	case errors.Is(err, metadata.ErrTopicExists):
+		return nil
 	case errors.Is(err, metadata.ErrInvalidTopic):
-		return nil, err
+		return err
 	default:
 		b.log.Warn("auto-creating topic failed", "topic", name, "err", err)
-		return nil, kerr.LeaderNotAvailable
+		return kerr.LeaderNotAvailable
 	}
-	b.awaitPropagation(autoCreatePropagation, "Metadata")
-	if t := b.meta.Image().Topics[name]; t != nil {
-		return t, nil
-	}
-	return nil, kerr.LeaderNotAvailable
 }
 
 func metadataTopic(t *metadata.Topic) kmsg.MetadataResponseTopic {

@@ -17,6 +17,7 @@ import (
 
 func (b *Broker) handleCreateTopics(ctx context.Context, req *kmsg.CreateTopicsRequest) *kmsg.CreateTopicsResponse {
 	resp := req.ResponseKind().(*kmsg.CreateTopicsResponse)
+	deadline := deadlineIn(req.TimeoutMillis) // from the request's arrival
 	seen := make(map[string]int, len(req.Topics))
 	for _, t := range req.Topics {
 		seen[t.Topic]++
@@ -83,7 +84,7 @@ func (b *Broker) handleCreateTopics(ctx context.Context, req *kmsg.CreateTopicsR
 		b.log.Warn("reconcile after CreateTopics", "err", err)
 	}
 	if changed {
-		b.awaitPropagation(millis(req.TimeoutMillis), "CreateTopics")
+		b.awaitPropagation(deadline, "CreateTopics")
 	}
 	return resp
 }

@@ -14,6 +14,7 @@ import (
 
 func (b *Broker) handleDeleteTopics(ctx context.Context, req *kmsg.DeleteTopicsRequest) *kmsg.DeleteTopicsResponse {
 	resp := req.ResponseKind().(*kmsg.DeleteTopicsResponse)
+	deadline := deadlineIn(req.TimeoutMillis) // from the request's arrival
 	type target struct {
 		name *string
 		id   [16]byte
@@ -59,7 +60,7 @@ func (b *Broker) handleDeleteTopics(ctx context.Context, req *kmsg.DeleteTopicsR
 		b.log.Warn("reconcile after DeleteTopics", "err", err)
 	}
 	if changed {
-		b.awaitPropagation(millis(req.TimeoutMillis), "DeleteTopics")
+		b.awaitPropagation(deadline, "DeleteTopics")
 	}
 	return resp
 }

@@ -9,6 +9,7 @@ package broker
 import (
 	"context"
 	"strings"
+	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -19,6 +20,7 @@ import (
 
 func (b *Broker) handleAlterConfigs(ctx context.Context, req *kmsg.AlterConfigsRequest) *kmsg.AlterConfigsResponse {
 	resp := req.ResponseKind().(*kmsg.AlterConfigsResponse)
+	deadline := time.Now().Add(configPropagationTimeout) // the request has no timeout
 	changed := false
 	for _, r := range req.Resources {
 		rr := kmsg.NewAlterConfigsResponseResource()
@@ -33,13 +35,14 @@ func (b *Broker) handleAlterConfigs(ctx context.Context, req *kmsg.AlterConfigsR
 		changed = changed || err == nil && !req.ValidateOnly
 	}
 	if changed {
-		b.awaitPropagation(configPropagationTimeout, "AlterConfigs")
+		b.awaitPropagation(deadline, "AlterConfigs")
 	}
 	return resp
 }
 
 func (b *Broker) handleIncrementalAlterConfigs(ctx context.Context, req *kmsg.IncrementalAlterConfigsRequest) *kmsg.IncrementalAlterConfigsResponse {
 	resp := req.ResponseKind().(*kmsg.IncrementalAlterConfigsResponse)
+	deadline := time.Now().Add(configPropagationTimeout) // the request has no timeout
 	img := b.meta.Image()
 	changed := false
 	for _, r := range req.Resources {
@@ -63,7 +66,7 @@ func (b *Broker) handleIncrementalAlterConfigs(ctx context.Context, req *kmsg.In
 		changed = changed || err == nil && !req.ValidateOnly
 	}
 	if changed {
-		b.awaitPropagation(configPropagationTimeout, "IncrementalAlterConfigs")
+		b.awaitPropagation(deadline, "IncrementalAlterConfigs")
 	}
 	return resp
 }

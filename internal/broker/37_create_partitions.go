@@ -13,6 +13,7 @@ import (
 
 func (b *Broker) handleCreatePartitions(ctx context.Context, req *kmsg.CreatePartitionsRequest) *kmsg.CreatePartitionsResponse {
 	resp := req.ResponseKind().(*kmsg.CreatePartitionsResponse)
+	deadline := deadlineIn(req.TimeoutMillis) // from the request's arrival
 	seen := make(map[string]int, len(req.Topics))
 	for _, t := range req.Topics {
 		seen[t.Topic]++
@@ -42,7 +43,7 @@ func (b *Broker) handleCreatePartitions(ctx context.Context, req *kmsg.CreatePar
 		b.log.Warn("reconcile after CreatePartitions", "err", err)
 	}
 	if changed {
-		b.awaitPropagation(millis(req.TimeoutMillis), "CreatePartitions")
+		b.awaitPropagation(deadline, "CreatePartitions")
 	}
 	return resp
 }

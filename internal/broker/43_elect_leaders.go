@@ -35,6 +35,7 @@ type LeaderElector interface {
 
 func (b *Broker) handleElectLeaders(ctx context.Context, req *kmsg.ElectLeadersRequest) *kmsg.ElectLeadersResponse {
 	resp := req.ResponseKind().(*kmsg.ElectLeadersResponse)
+	deadline := deadlineIn(req.TimeoutMillis) // from the request's arrival
 	if req.ElectionType != 0 && req.ElectionType != 1 {
 		// v0 has no election type, so this is v1+, which has the field.
 		resp.ErrorCode = kerr.InvalidRequest.Code
@@ -74,7 +75,7 @@ func (b *Broker) handleElectLeaders(ctx context.Context, req *kmsg.ElectLeadersR
 		}
 	}
 	if anySucceeded(results) {
-		b.awaitPropagation(millis(req.TimeoutMillis), "ElectLeaders")
+		b.awaitPropagation(deadline, "ElectLeaders")
 	}
 	for _, topic := range slices.Sorted(maps.Keys(partitions)) {
 		rt := kmsg.NewElectLeadersResponseTopic()

@@ -38,6 +38,7 @@ type PartitionReassigner interface {
 
 func (b *Broker) handleAlterPartitionReassignments(ctx context.Context, req *kmsg.AlterPartitionAssignmentsRequest) *kmsg.AlterPartitionAssignmentsResponse {
 	resp := req.ResponseKind().(*kmsg.AlterPartitionAssignmentsResponse)
+	deadline := deadlineIn(req.TimeoutMillis) // from the request's arrival
 	seen := map[string]map[int32]int{}
 	for _, t := range req.Topics {
 		if seen[t.Topic] == nil {
@@ -70,7 +71,7 @@ func (b *Broker) handleAlterPartitionReassignments(ctx context.Context, req *kms
 		results = reassignWithoutController(b.meta.Image(), targets)
 	}
 	if anySucceeded(results) {
-		b.awaitPropagation(millis(req.TimeoutMillis), "AlterPartitionReassignments")
+		b.awaitPropagation(deadline, "AlterPartitionReassignments")
 	}
 	for _, t := range req.Topics {
 		rt := kmsg.NewAlterPartitionAssignmentsResponseTopic()

@@ -199,15 +199,25 @@ func (b *Broker) goFunc(fn func()) {
 	}()
 }
 
+// reconcileRetry is how soon watchMetadata tries again after reconcile
+// failed for some partitions.
+const reconcileRetry = time.Second
+
 // watchMetadata applies metadata changes to the hosted partitions and
-// tells the metadata store which version this broker now serves.
+// tells the metadata store which version this broker now serves. A
+// partition that could not be opened, deleted or configured is logged and
+// retried every reconcileRetry; the version still counts as served, since
+// every other partition is, and one broken partition must not keep a
+// broker fenced or hold every metadata change.
 func (b *Broker) watchMetadata() {
 	warned := false
 	for {
 		ch := b.meta.Changes()
 		img := b.meta.Image()
+		var retry <-chan time.Time
 		if err := b.reconcile(); err != nil {
 			b.log.Error("apply metadata", "err", err)
+			retry = time.After(reconcileRetry)
 		}
 		b.meta.Served(img.Version)
 		// __consumer_offsets may not be creatable yet (this broker is
@@ -230,6 +240,7 @@ func (b *Broker) watchMetadata() {
 		b.syncCoordinators()
 		select {
 		case <-ch:
+		case <-retry:
 		case <-b.closedCh:
 			return
 		}
@@ -260,13 +271,14 @@ func (b *Broker) reconcile() error {
 		}
 	}
 	b.mu.RUnlock()
+	var errs []error
 	for _, p := range stale {
 		b.mu.Lock()
 		delete(b.parts, p.id)
 		b.mu.Unlock()
 		b.fetcher.Unfollow(p.id)
 		if err := b.logs.Delete(p.id); err != nil {
-			return fmt.Errorf("broker: delete partition %s-%d: %w", p.id.Topic, p.id.Partition, err)
+			errs = append(errs, fmt.Errorf("broker: delete partition %s-%d: %w", p.id.Topic, p.id.Partition, err))
 		}
 	}
 	// Logs on disk that no topic claims (a crash between a topic deletion
@@ -274,12 +286,11 @@ func (b *Broker) reconcile() error {
 	for _, id := range b.logs.Partitions() {
 		if _, ok := want[id]; !ok {
 			if err := b.logs.Delete(id); err != nil {
-				return fmt.Errorf("broker: delete orphan log %s-%d: %w", id.Topic, id.Partition, err)
+				errs = append(errs, fmt.Errorf("broker: delete orphan log %s-%d: %w", id.Topic, id.Partition, err))
 			}
 		}
 	}
 
-	var errs []error
 	for id, t := range want {
 		res, err := topicconfig.Resolve(t.Configs, b.cfg.TopicDefaults)
 		if err != nil {

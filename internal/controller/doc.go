@@ -14,7 +14,11 @@
 // unreachable, leader stepped down before appending) are retried until the
 // caller's context ends; an ambiguous failure (leadership lost while
 // committing) is returned, except for producer-ID allocation, which is
-// safe to retry because an unused block is simply skipped.
+// safe to retry because an unused block is simply skipped, and
+// AwaitPropagation, which changes nothing. Both sides decode the JSON
+// strictly (unknown fields are errors) and nothing negotiates versions, so
+// every node of a cluster must run the same build: rolling upgrades are
+// not supported yet.
 //
 // The controller resolves each request against its state (defaults,
 // round-robin assignment over registered brokers, topic IDs, the injected
@@ -76,8 +80,9 @@
 // Brokers report in their heartbeats the state Version they serve; a
 // broker with Config.ReportServed stays fenced until its first report.
 // AwaitPropagation, forwarded to the controller, runs a Raft barrier and
-// waits until every unfenced broker reported the controller's Version, so
-// a client-facing change is answered once every live broker serves it.
+// waits until every live (heard from within three heartbeat intervals),
+// unfenced broker reported the controller's Version, so a client-facing
+// change is answered once every live broker serves it.
 // A heartbeat's answer carries the controller's Version, which is what
 // WaitFresh checks the local state against.
 //

@@ -69,6 +69,7 @@ var errorKinds = []struct {
 	{"no_reassignment_in_progress", ErrNoReassignmentInProgress},
 	{"duplicate_broker_registration", ErrDuplicateBrokerRegistration},
 	{"broker_id_not_registered", ErrBrokerIDNotRegistered},
+	{"lagging", ErrLagging},
 }
 
 var errStaleIncarnation = errors.New("controller: broker not registered with this incarnation")

@@ -210,6 +210,15 @@ func (s *Store) heartbeat(ctx context.Context, req *request) (*response, error) 
 	return &response{Version: s.freshVersion(ctx, req.NodeID, req.Incarnation)}, nil
 }
 
+// heardWithinSession reports whether broker id's last heartbeat, on this
+// controller, is within SessionTimeout.
+func (s *Store) heardWithinSession(id int32) bool {
+	s.hbMu.Lock()
+	defer s.hbMu.Unlock()
+	last, ok := s.hb[id]
+	return ok && s.cfg.Now().Sub(last) <= s.cfg.SessionTimeout
+}
+
 // prepare validates req against st and builds the command to propose, or
 // returns the answer directly (validate-only, no-op). It checks exactly
 // what metadata.Local checks, with the same messages.
@@ -256,6 +265,12 @@ func (s *Store) prepare(st *state, req *request) (*command, *response, error) {
 		if (req.Op == opUnfence && (!b.Fenced || b.ShuttingDown)) || (req.Op == opFence && b.Fenced) ||
 			(req.Op == opShutdown && b.ShuttingDown) {
 			return nil, &response{}, nil // already done, or a late heartbeat of a broker shutting down
+		}
+		if req.Op == opFence && s.heardWithinSession(req.NodeID) {
+			// A heartbeat arrived since the liveness check chose this
+			// broker; it may already have been answered as fresh
+			// (freshVersion reads the state under sem too).
+			return nil, &response{}, nil
 		}
 		return &command{Op: req.Op, NodeID: req.NodeID, Incarnation: req.Incarnation}, &response{}, nil
 	case opAlterPartition:

@@ -242,7 +242,7 @@ func (s *Store) noteLeaderContact() {
 // failover. hbMu must be held.
 func (s *Store) resetHeartbeatsLocked() {
 	if term := s.raft.CurrentTerm(); term != s.hbTerm {
-		s.hbTerm = term
+		s.hbTerm, s.hbTermStart = term, s.cfg.Now()
 		clear(s.hb)
 		if seen := s.leaderSeen; !seen.at.IsZero() && seen.id != s.cfg.NodeID {
 			s.hb[seen.id] = seen.at

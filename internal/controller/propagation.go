@@ -40,6 +40,7 @@ package controller
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"maps"
 	"slices"
@@ -55,6 +56,10 @@ import (
 // its current Version. A forwarded call only, never a log command; the
 // name is part of the forwarding wire format.
 const opAwait = "await_propagation"
+
+// ErrLagging is AwaitPropagation's error when the caller's deadline passed
+// before every live broker served the change; it names them.
+var ErrLagging = errors.New("controller: brokers lag behind the metadata")
 
 // maxForwardTimeout bounds the timeout a forwarded call may ask for.
 const maxForwardTimeout = 5 * time.Minute
@@ -173,9 +178,8 @@ func (s *Store) awaitLocal(ctx context.Context) error {
 		case <-t.C: // a lagging broker went silent for too long
 		case <-ctx.Done():
 			t.Stop()
-			err := fmt.Errorf("controller: brokers %v do not serve metadata version %d yet: %w", lag, want, ctx.Err())
 			s.log.Warn("metadata change acknowledged before every broker served it: they lag", "brokers", lag, "version", want)
-			return err
+			return newError(ErrLagging, fmt.Sprintf("brokers %v do not serve metadata version %d yet: %v", lag, want, ctx.Err()))
 		case <-s.stop:
 			t.Stop()
 			return metadata.ErrClosed
@@ -203,9 +207,16 @@ func (s *Store) lagging(want int64) (lag []int32, expires time.Time) {
 		}
 		last, ok := s.hb[id]
 		if !ok {
-			// A new controller gives every broker a full window.
 			last = now
 			s.hb[id] = now
+		}
+		// A new controller gives every broker, the previous controller
+		// included, a full window from its term's start: a broker's last
+		// answered heartbeat came before that start (it went to an
+		// earlier controller, confirmed by a quorum that then elected
+		// this one), and its freshness ends a window after it.
+		if last.Before(s.hbTermStart) {
+			last = s.hbTermStart
 		}
 		end := last.Add(s.liveWindow())
 		if !end.After(now) {
@@ -256,14 +267,31 @@ func (s *Store) noteCaughtUp(term uint64) {
 // state) and the broker is registered with this incarnation and
 // unfenced; else 0 (no claim).
 func (s *Store) freshVersion(ctx context.Context, id int32, incarnation string) int64 {
-	if !s.caughtUp(ctx) || s.raft.VerifyLeader().Error() != nil {
+	if !s.caughtUp(ctx) || !s.verifyLeader() {
+		return 0
+	}
+	// Read the state under sem, which a session-expiry fence holds from
+	// its last look at the heartbeats to its apply: either the fence saw
+	// this heartbeat and gave up, or it applied first and this answer
+	// sees the broker fenced.
+	select {
+	case s.sem <- struct{}{}:
+	case <-ctx.Done():
 		return 0
 	}
 	st := s.fsm.current()
+	<-s.sem
 	if b, ok := st.Brokers[id]; !ok || b.Incarnation != incarnation || b.Fenced {
 		return 0
 	}
 	return st.Version
+}
+
+// verifyLeader asks a quorum whether this node still leads.
+func (s *Store) verifyLeader() bool {
+	s.verifyMu.RLock()
+	defer s.verifyMu.RUnlock()
+	return !s.closed.Load() && s.raft.VerifyLeader().Error() == nil
 }
 
 // noteFresh records a heartbeat answer sent at sentAt.
@@ -279,7 +307,12 @@ func (s *Store) noteFresh(version int64, sentAt time.Time) {
 // isFresh reports whether the local Image holds every acknowledged change.
 func (s *Store) isFresh() bool {
 	f := s.fresh.Load()
-	return f != nil && s.cfg.Now().Sub(f.sentAt) < s.liveWindow() && s.fsm.current().Version >= f.version
+	if f == nil || s.shuttingDown.Load() || s.cfg.Now().Sub(f.sentAt) >= s.liveWindow() {
+		return false
+	}
+	st := s.fsm.current()
+	b, ok := st.Brokers[s.cfg.NodeID]
+	return ok && b.Incarnation == s.incarnation && !b.Fenced && st.Version >= f.version
 }
 
 // WaitFresh returns nil once the local Image holds every change
@@ -293,7 +326,7 @@ func (s *Store) WaitFresh(ctx context.Context) error {
 		if s.isFresh() {
 			return nil
 		}
-		if f := s.fresh.Load(); !asked || f == nil || s.cfg.Now().Sub(f.sentAt) >= s.liveWindow() {
+		if !asked { // once: its answer wakes this loop (none ends in ctx)
 			asked = true
 			select {
 			case s.wakeCh <- struct{}{}:

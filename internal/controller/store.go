@@ -72,6 +72,9 @@ type Store struct {
 	hbMu   sync.Mutex
 	hb     map[int32]time.Time // last heartbeat per broker, on the controller only
 	hbTerm uint64              // the Raft term hb was collected in
+	// hbTermStart is when this node first looked at heartbeats in
+	// hbTerm: its start as controller, by the injected clock.
+	hbTermStart time.Time
 	// reports holds, on the controller, the Version each broker last
 	// reported serving (propagation.go); reported fires on a new report.
 	reports  map[int32]servedReport
@@ -100,6 +103,11 @@ type Store struct {
 	// registrations; brokerLoop's goroutine only.
 	lastRefusal   string
 	lastRefusalAt time.Time
+
+	// verifyMu is held (read) around a raft.VerifyLeader and its answer,
+	// and (write) by shutdown around raft.Shutdown: raft leaves a
+	// verification still queued when it shuts down unanswered forever.
+	verifyMu sync.RWMutex
 
 	closed    atomic.Bool
 	stop      chan struct{}
@@ -260,6 +268,9 @@ func (s *Store) observeLoop() {
 			}
 			if s.leaderID.Swap(id) != id {
 				s.log.Info("controller changed", "controller_id", id)
+				// Another controller's promise is needed now: the
+				// heartbeat below asks for it.
+				s.noteFresh(0, time.Time{})
 				s.publish(s.fsm.current())
 				select {
 				case s.wakeCh <- struct{}{}:
@@ -336,7 +347,8 @@ func (s *Store) brokerStep(ctx context.Context) error {
 				return err
 			}
 		}
-		// A broker registers fenced; the heartbeat right after unfences it.
+		// A broker registers fenced; its first heartbeat that does not
+		// ask to stay fenced (want_fence) unfences it.
 		if _, err := s.exec(ctx, &request{Op: opRegister, Broker: &me}); err != nil {
 			return err
 		}
@@ -468,7 +480,9 @@ func (s *Store) shutdown() error {
 	var errs []error
 	if s.raft != nil {
 		s.raft.DeregisterObserver(s.obs)
+		s.verifyMu.Lock()
 		errs = append(errs, s.raft.Shutdown().Error())
+		s.verifyMu.Unlock()
 	}
 	if s.trans != nil {
 		errs = append(errs, s.trans.Close())
@@ -572,8 +586,11 @@ func (s *Store) exec(ctx context.Context, req *request) (*response, error) {
 			}
 		}
 		// A producer-ID block that may or may not have been reserved is
-		// simply skipped, so allocation retries even ambiguous failures.
-		if req.Op == opProducerIDs && err != nil && !errors.Is(err, metadata.ErrClosed) {
+		// simply skipped, so allocation retries even ambiguous failures;
+		// an await changes nothing, so it is asked again (of a new
+		// controller) after anything but the brokers' lag.
+		if (req.Op == opProducerIDs || req.Op == opAwait && !errors.Is(err, ErrLagging)) &&
+			err != nil && !errors.Is(err, metadata.ErrClosed) {
 			retry = true
 		}
 		if !retry {

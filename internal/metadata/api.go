@@ -100,9 +100,9 @@ type Store interface {
 	AwaitPropagation(ctx context.Context) error
 	// WaitFresh returns nil at once while this broker's Image is known to
 	// hold every change acknowledged to any client; otherwise (just
-	// started, or out of touch with the controller for a session) it asks
-	// the controller and waits until the Image caught up, or returns an
-	// error when ctx ends first.
+	// started, fenced, or out of touch with the controller for a few
+	// heartbeat intervals) it asks the controller and waits until the
+	// Image caught up, or returns an error when ctx ends first.
 	WaitFresh(ctx context.Context) error
 	Close() error
 }

@@ -5,8 +5,10 @@
 //
 // Start order: HTTP (so /healthz answers during recovery), metadata (this
 // broker registered, still fenced), log recovery, the broker (its
-// partitions opened for the current metadata, which lets the controller
-// unfence it), then the Kafka listener once unfenced; /readyz turns ready
+// partitions opened for the current metadata, as far as they open; a
+// partition that fails is logged and retried, and the served report lets
+// the controller unfence the broker), then the Kafka listener once
+// unfenced; /readyz turns ready
 // only after all of that. Stop order is the reverse: stop accepting and answer in-flight
 // requests, then flush and close every log, then the metadata store.
 package server
