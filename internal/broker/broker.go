@@ -10,8 +10,9 @@
 // partition; the cluster work plugs a replicated metadata store into the
 // same layer.
 //
-// Lock order: Broker.mu (partition map) before Broker.connsMu; no lock is
-// held while calling storage or metadata, which have their own locks.
+// Lock order: docs/ARCHITECTURE.md ("Lock order") has the whole of it;
+// in short Broker.reconMu before partition.rep.mu and Broker.mu, Broker.mu
+// before Broker.connsMu, and no broker lock held while calling metadata.
 package broker
 
 import (

@@ -34,7 +34,7 @@
 //
 // Requests served: JoinGroup v0-9, SyncGroup v0-5, Heartbeat v0-4,
 // LeaveGroup v0-5, OffsetCommit v0-9 (v10 topic IDs via the TopicView),
-// OffsetFetch v0-9, DescribeGroups v0-6, ListGroups v0-5, DeleteGroups v0-2,
+// OffsetFetch v0-9, DescribeGroups v0-5, ListGroups v0-5, DeleteGroups v0-2,
 // OffsetDelete v0, ConsumerGroupHeartbeat v0-1, ConsumerGroupDescribe v0-1.
 // Requests spanning several groups (OffsetFetch v8+, DescribeGroups,
 // DeleteGroups, ConsumerGroupDescribe) must hold only groups of this

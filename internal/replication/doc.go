@@ -2,7 +2,7 @@
 // copy their leader's log by fetching from it, and the leader derives the
 // high watermark and the in-sync replica set (ISR) from those fetches.
 //
-// # Leader side (leader.go, ack.go)
+// # Leader side (leader.go)
 //
 // LeaderState is a deterministic state machine per led partition, with no
 // I/O, clock or goroutine: the broker feeds it the leader's own end
@@ -27,10 +27,10 @@
 //     the start offset of this leader epoch is proposed for addition.
 //   - acks=all: CheckEnoughReplicas refuses a produce before the append
 //     when the confirmed ISR is below min.insync.replicas
-//     (NOT_ENOUGH_REPLICAS); AckWaiter holds appended requests until the
-//     high watermark covers them, answering
+//     (NOT_ENOUGH_REPLICAS); Satisfied tells an appended request waiting
+//     for the high watermark to cover it when it may be answered, with
 //     NOT_ENOUGH_REPLICAS_AFTER_APPEND if the ISR shrank below the minimum
-//     meanwhile.
+//     meanwhile (the broker's waitReplicated).
 //   - Each fetch also reports the follower's log start offset.
 //     LowWatermark (Kafka's lowWatermarkIfLeader) is the smallest log
 //     start over the leader and the followers on live brokers; a

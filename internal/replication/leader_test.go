@@ -198,21 +198,29 @@ func TestExpandNeedsEpochStart(t *testing.T) {
 	}
 }
 
-func TestMinInsyncAndAckWaiter(t *testing.T) {
+// TestMinInsyncSatisfied: Satisfied, which an acks=all produce waits on,
+// holds once the high watermark covers the records, and reports
+// NOT_ENOUGH_REPLICAS_AFTER_APPEND when the ISR shrank below the minimum
+// meanwhile.
+func TestMinInsyncSatisfied(t *testing.T) {
 	s := newState(t, threeReplicas(), 0, 0)
-	var w AckWaiter[int]
 	s.SetLeaderEnd(5, at(0))
-	w.Add(1, 3, 2)
-	w.Add(2, 5, 2)
-	w.Add(3, 5, 3)
-	w.Add(4, 9, 2)
-	if r := w.Ready(s); len(r) != 0 {
-		t.Fatalf("ready before replication: %v", r)
+	satisfied := func(required int64, minISR int) (bool, error) { return s.Satisfied(required, minISR) }
+	for _, w := range []struct {
+		required int64
+		minISR   int
+	}{{3, 2}, {5, 2}, {5, 3}, {9, 2}} {
+		if ok, _ := satisfied(w.required, w.minISR); ok {
+			t.Fatalf("%+v satisfied before replication", w)
+		}
 	}
 	fetched(t, s, 2, 5, 1)
 	fetched(t, s, 3, 3, 1)
-	if r := w.Ready(s); len(r) != 1 || r[0].ID != 1 || r[0].Err != nil {
-		t.Fatalf("at hw 3: %v", r)
+	if ok, err := satisfied(3, 2); !ok || err != nil {
+		t.Fatalf("at hw 3: %v %v", ok, err)
+	}
+	if ok, _ := satisfied(5, 2); ok {
+		t.Fatal("offset 5 satisfied at hw 3")
 	}
 	// Replica 3 drops out of the ISR; the rest reach offset 5.
 	a := threeReplicas()
@@ -226,19 +234,17 @@ func TestMinInsyncAndAckWaiter(t *testing.T) {
 	if s.Pending() != nil {
 		t.Fatalf("proposal without a fetch: %+v", s.Pending())
 	}
-	r := w.Ready(s)
-	if len(r) != 2 || r[0].ID != 2 || r[0].Err != nil || r[1].ID != 3 || !errors.Is(r[1].Err, ErrNotEnoughReplicasAfterAppend) {
-		t.Fatalf("at hw 5: %v", r)
+	if ok, err := satisfied(5, 2); !ok || err != nil {
+		t.Fatalf("at hw 5, min.insync 2: %v %v", ok, err)
+	}
+	if ok, err := satisfied(5, 3); !ok || !errors.Is(err, ErrNotEnoughReplicasAfterAppend) {
+		t.Fatalf("at hw 5 with ISR 2 < min.insync 3: %v %v", ok, err)
+	}
+	if ok, _ := satisfied(9, 2); ok {
+		t.Fatal("offset 9 satisfied at hw 5")
 	}
 	if u := fetched(t, s, 3, 5, 3); u.Proposal == nil || len(u.Proposal.ISR) != 3 {
 		t.Fatalf("replica 3 caught up and fetched: proposal %+v", u.Proposal)
-	}
-	if !w.Remove(4) || w.Remove(4) || w.Len() != 0 {
-		t.Fatal("remove")
-	}
-	w.Add(5, 100, 1)
-	if r := w.FailAll(ErrStaleAssignment); len(r) != 1 || r[0].ID != 5 || w.Len() != 0 {
-		t.Fatalf("fail all: %v", r)
 	}
 }
 

@@ -191,5 +191,5 @@
 // to pick segments (reference-counted) and do their I/O outside it;
 // segment files are closed when the last reference goes, so deletion by
 // retention, compaction or topic deletion never closes a file under a
-// reader. Lock order: Log.cpMu, Log.mu, segment.idxMu.
+// reader. Lock order: Log.cleanMu, Log.cpMu, Log.mu, segment.idxMu.
 package storage

@@ -42,7 +42,35 @@
 //   - groups_perf_test.go: join latency and commit throughput against kfake,
 //     only with STREAMBUS_GROUP_PERF=1.
 //   - librdkafka_test.go: librdkafka 2.11 (confluent-kafka-go, cgo) with the
-//     KIP-848 and classic group protocols.
+//     KIP-848 and classic group protocols; librdkafka_nocgo_test.go skips
+//     in its place, saying why, when cgo is off.
+//   - cli_test.go: streambus-cli against a broker process: records larger
+//     than the client's default batch limit, RECORD_LIST_TOO_LARGE, topic
+//     trim.
+//   - legacy_metadata_test.go: a data directory of the earlier single-node
+//     metadata file keeps its topics.
+//   - cluster_test.go (startCluster, used by every cluster test): three
+//     brokers with RF=1 and RF=3 topics, a leader kill under an idempotent
+//     acks=all producer.
+//   - cluster_chaos_test.go: leader kills, SIGSTOP pauses, controller
+//     kills and a broker down for a while under a checking workload.
+//   - cluster_membership_test.go: a fourth broker joining as a Raft
+//     non-voter, restarts, a duplicate node ID, UnregisterBroker.
+//   - cluster_reassign_test.go, cluster_balance_test.go: reassignment under
+//     load, preferred elections, automatic leader balancing.
+//   - cluster_rack_test.go, cluster_rack_librdkafka_test.go: fetching from
+//     followers (KIP-392) with kgo and librdkafka, and the loss of the
+//     preferred replica.
+//   - cluster_ryw_test.go: read-your-writes: kgo, sarama, kafka-go and kcat
+//     produce at once to topics created through another broker;
+//     CreatePartitions, AlterConfigs and DeleteTopics seen by every broker
+//     at once; 20 concurrent auto-creations; fresh Metadata after a pause
+//     and a restart; a dead broker does not hold answers.
+//   - cluster_perf_test.go, cluster_ryw_perf_test.go: failover time and the
+//     cost of read-your-writes, only with STREAMBUS_FAILOVER_PERF=1 and
+//     STREAMBUS_RYW_PERF=1.
+//   - harness_test.go, rawconn_test.go: starting and stopping broker
+//     processes, free ports, raw Kafka connections for malformed input.
 //
 // Run with `go test -count=1 ./test/integration/` (add -v to see per-test
 // output). kcat tests skip when kcat is not installed, unless
