@@ -16,6 +16,8 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/streambus/streambus/internal/group"
 )
 
 // groupOf names the group of a single-group request.
@@ -249,97 +251,9 @@ func mergeListGroups(req kmsg.Request, parts []kmsg.Response) kmsg.Response {
 	return resp
 }
 
-// groupError builds the answer to a group request that no coordinator
-// could take, with code on every item.
+// groupError answers a group request with code (group.ErrorResponse).
 func groupError(req kmsg.Request, code int16) kmsg.Response {
-	switch r := req.(type) {
-	case *kmsg.JoinGroupRequest:
-		resp := r.ResponseKind().(*kmsg.JoinGroupResponse)
-		resp.ErrorCode = code
-		resp.Generation = -1
-		return resp
-	case *kmsg.HeartbeatRequest:
-		resp := r.ResponseKind().(*kmsg.HeartbeatResponse)
-		resp.ErrorCode = code
-		return resp
-	case *kmsg.LeaveGroupRequest:
-		resp := r.ResponseKind().(*kmsg.LeaveGroupResponse)
-		resp.ErrorCode = code
-		return resp
-	case *kmsg.SyncGroupRequest:
-		resp := r.ResponseKind().(*kmsg.SyncGroupResponse)
-		resp.ErrorCode = code
-		return resp
-	case *kmsg.OffsetDeleteRequest:
-		resp := r.ResponseKind().(*kmsg.OffsetDeleteResponse)
-		resp.ErrorCode = code
-		return resp
-	case *kmsg.ConsumerGroupHeartbeatRequest:
-		resp := r.ResponseKind().(*kmsg.ConsumerGroupHeartbeatResponse)
-		resp.ErrorCode = code
-		return resp
-	case *kmsg.ListGroupsRequest:
-		resp := r.ResponseKind().(*kmsg.ListGroupsResponse)
-		resp.ErrorCode = code
-		return resp
-	case *kmsg.OffsetCommitRequest:
-		resp := r.ResponseKind().(*kmsg.OffsetCommitResponse)
-		for _, t := range r.Topics {
-			rt := kmsg.NewOffsetCommitResponseTopic()
-			rt.Topic = t.Topic
-			for _, p := range t.Partitions {
-				rp := kmsg.NewOffsetCommitResponseTopicPartition()
-				rp.Partition, rp.ErrorCode = p.Partition, code
-				rt.Partitions = append(rt.Partitions, rp)
-			}
-			resp.Topics = append(resp.Topics, rt)
-		}
-		return resp
-	case *kmsg.OffsetFetchRequest:
-		resp := r.ResponseKind().(*kmsg.OffsetFetchResponse)
-		if r.Version >= 8 {
-			for _, g := range r.Groups {
-				rg := kmsg.NewOffsetFetchResponseGroup()
-				rg.Group, rg.ErrorCode = g.Group, code
-				resp.Groups = append(resp.Groups, rg)
-			}
-			return resp
-		}
-		resp.ErrorCode = code
-		for _, t := range r.Topics {
-			rt := kmsg.NewOffsetFetchResponseTopic()
-			rt.Topic = t.Topic
-			for _, p := range t.Partitions {
-				rp := kmsg.NewOffsetFetchResponseTopicPartition()
-				rp.Partition, rp.ErrorCode, rp.Offset = p, code, -1
-				rt.Partitions = append(rt.Partitions, rp)
-			}
-			resp.Topics = append(resp.Topics, rt)
-		}
-		return resp
-	case *kmsg.DescribeGroupsRequest:
-		resp := r.ResponseKind().(*kmsg.DescribeGroupsResponse)
-		for _, g := range r.Groups {
-			rg := kmsg.NewDescribeGroupsResponseGroup()
-			rg.Group, rg.ErrorCode = g, code
-			resp.Groups = append(resp.Groups, rg)
-		}
-		return resp
-	case *kmsg.DeleteGroupsRequest:
-		resp := r.ResponseKind().(*kmsg.DeleteGroupsResponse)
-		for _, g := range r.Groups {
-			rg := kmsg.NewDeleteGroupsResponseGroup()
-			rg.Group, rg.ErrorCode = g, code
-			resp.Groups = append(resp.Groups, rg)
-		}
-		return resp
-	case *kmsg.ConsumerGroupDescribeRequest:
-		resp := r.ResponseKind().(*kmsg.ConsumerGroupDescribeResponse)
-		for _, g := range r.Groups {
-			rg := kmsg.NewConsumerGroupDescribeResponseGroup()
-			rg.Group, rg.ErrorCode = g, code
-			resp.Groups = append(resp.Groups, rg)
-		}
+	if resp := group.ErrorResponse(req, code); resp != nil {
 		return resp
 	}
 	return req.ResponseKind()

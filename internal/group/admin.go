@@ -165,9 +165,12 @@ func (c *Coordinator) offsetDelete(req *kmsg.OffsetDeleteRequest) kmsg.Response 
 	return resp
 }
 
-// errorResponse answers req with code everywhere an error can go (used for
-// COORDINATOR_LOAD_IN_PROGRESS and unsupported requests).
-func errorResponse(req kmsg.Request, code int16) kmsg.Response {
+// ErrorResponse answers a group request with code everywhere an error can
+// go, as Kafka does for errors that concern the whole request
+// (COORDINATOR_LOAD_IN_PROGRESS, NOT_COORDINATOR, unsupported requests);
+// nil for a request that is not a group API. The broker uses it for the
+// errors it answers before a request reaches a coordinator.
+func ErrorResponse(req kmsg.Request, code int16) kmsg.Response {
 	resp := req.ResponseKind()
 	switch r := req.(type) {
 	case *kmsg.JoinGroupRequest:

@@ -162,7 +162,7 @@ func (c *Coordinator) handle(in Input) kmsg.Response {
 		return nil
 	}
 	if !c.loaded {
-		return errorResponse(in.Req, kerr.CoordinatorLoadInProgress.Code)
+		return ErrorResponse(in.Req, kerr.CoordinatorLoadInProgress.Code)
 	}
 	switch req := in.Req.(type) {
 	case *kmsg.JoinGroupRequest:
@@ -190,7 +190,7 @@ func (c *Coordinator) handle(in Input) kmsg.Response {
 	case *kmsg.ConsumerGroupDescribeRequest:
 		return c.consumerDescribe(req)
 	}
-	return errorResponse(in.Req, kerr.UnsupportedVersion.Code)
+	return ErrorResponse(in.Req, kerr.UnsupportedVersion.Code)
 }
 
 // newMemberID returns a member ID unique in this partition: Kafka uses
