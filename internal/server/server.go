@@ -42,57 +42,136 @@ import (
 // Run runs a broker until ctx is done, then shuts it down gracefully within
 // cfg.ShutdownTimeout. It returns nil after a clean shutdown.
 func Run(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
-	if err := cfg.Validate(); err != nil {
+	s, err := Start(ctx, cfg, logger)
+	if err != nil || s == nil {
 		return err
+	}
+	var runErr error
+	select {
+	case <-ctx.Done():
+		logger.Info("shutting down")
+	case runErr = <-s.serveErr:
+		logger.Error("kafka listener failed", "err", runErr)
+	}
+	if err := s.Stop(); err != nil {
+		return errors.Join(runErr, err)
+	}
+	if runErr == nil {
+		logger.Info("stopped cleanly")
+	}
+	return runErr
+}
+
+// Server is one broker process's parts. Start brings them up in order;
+// Stop takes down whatever is up, in reverse. Not safe for concurrent use.
+type Server struct {
+	cfg   config.Config
+	log   *slog.Logger
+	reg   *prometheus.Registry
+	m     *metrics.Metrics
+	ready atomic.Bool
+	start time.Time
+
+	hs       *httpserver.Server
+	httpAddr net.Addr
+	stopHTTP context.CancelFunc
+	httpDone chan error
+
+	ln         net.Listener
+	host       string
+	port       int32
+	meta       metadata.Store
+	logs       *storage.Manager
+	stopBG     context.CancelFunc
+	bgDone     chan struct{}
+	b          *broker.Broker
+	serveErr   chan error    // the Kafka listener's end, once serving (buffered)
+	serveDone  chan struct{} // closed when Serve returned
+	stopped    bool
+	quorumGone bool // ctx ended while waiting for the metadata quorum
+}
+
+// Start validates cfg and starts, in order: HTTP, the Kafka listener
+// (bound, not yet accepting), metadata, the logs, the broker, then waits
+// to be unfenced and accepts clients; /readyz answers 200 from then on. If
+// ctx ends while it waits for the quorum or to be unfenced it stops what
+// it started and returns nil, nil.
+func Start(ctx context.Context, cfg config.Config, logger *slog.Logger) (*Server, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
 	}
 	if err := os.MkdirAll(cfg.DataDir, 0o755); err != nil {
-		return fmt.Errorf("server: data dir: %w", err)
+		return nil, fmt.Errorf("server: data dir: %w", err)
 	}
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	m := metrics.New(reg)
+	s := &Server{cfg: cfg, log: logger, reg: prometheus.NewRegistry(), start: time.Now()}
+	s.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	s.m = metrics.New(s.reg)
+	for _, step := range []func(context.Context) error{
+		s.startHTTP, s.listenKafka, s.openMetadata, s.openLogs, s.startBroker, s.waitUnfenced, s.serve,
+	} {
+		if err := step(ctx); err != nil {
+			stopErr := s.Stop()
+			if ctx.Err() != nil || s.quorumGone {
+				return nil, nil
+			}
+			return nil, errors.Join(err, stopErr)
+		}
+	}
+	return s, nil
+}
 
-	var ready atomic.Bool
-	hs := httpserver.New(httpserver.Config{Addr: cfg.HTTPAddr, Gatherer: reg, Ready: ready.Load, Logger: logger})
-	httpAddr, err := hs.Listen()
+// HTTPAddr and KafkaAddr are the addresses the listeners bound.
+func (s *Server) HTTPAddr() net.Addr  { return s.httpAddr }
+func (s *Server) KafkaAddr() net.Addr { return s.ln.Addr() }
+
+func (s *Server) startHTTP(context.Context) error {
+	s.hs = httpserver.New(httpserver.Config{Addr: s.cfg.HTTPAddr, Gatherer: s.reg, Ready: s.ready.Load, Logger: s.log})
+	addr, err := s.hs.Listen()
 	if err != nil {
+		s.hs = nil
 		return fmt.Errorf("server: http listener: %w", err)
 	}
-	httpCtx, stopHTTP := context.WithCancel(context.Background())
-	httpDone := make(chan error, 1)
-	go func() { httpDone <- hs.Serve(httpCtx) }()
-	defer func() {
-		stopHTTP()
-		<-httpDone
-	}()
+	s.httpAddr = addr
+	httpCtx, stop := context.WithCancel(context.Background())
+	s.stopHTTP, s.httpDone = stop, make(chan error, 1)
+	go func() { s.httpDone <- s.hs.Serve(httpCtx) }() // ends with stopHTTP, waited by Stop
+	return nil
+}
 
-	ln, err := net.Listen("tcp", cfg.KafkaAddr)
+// listenKafka binds the Kafka port now, so that clients connecting during
+// recovery wait in its backlog rather than being refused.
+func (s *Server) listenKafka(context.Context) error {
+	ln, err := net.Listen("tcp", s.cfg.KafkaAddr)
 	if err != nil {
-		return fmt.Errorf("server: kafka listener %s: %w", cfg.KafkaAddr, err)
+		return fmt.Errorf("server: kafka listener %s: %w", s.cfg.KafkaAddr, err)
 	}
-	defer ln.Close()
-	host, port, err := advertised(cfg, ln.Addr())
-	if err != nil {
-		return err
-	}
+	s.ln = ln
+	s.host, s.port, err = advertised(s.cfg, ln.Addr())
+	return err
+}
 
-	start := time.Now()
-	meta, err := openMetadata(ctx, cfg, host, port, logger)
+func (s *Server) openMetadata(ctx context.Context) error {
+	meta, err := openMetadata(ctx, s.cfg, s.host, s.port, s.log)
 	if err != nil {
 		return fmt.Errorf("server: %w", err)
 	}
 	if meta == nil {
-		return nil // stopped while waiting for the metadata quorum
+		s.quorumGone = true
+		return context.Canceled // stopped while waiting for the metadata quorum
 	}
-	defer meta.Close()
+	s.meta = meta
+	return nil
+}
 
+func (s *Server) openLogs(context.Context) error {
+	cfg, meta := s.cfg, s.meta
 	logs, err := storage.OpenManager(storage.ManagerOptions{
 		Dir:                    filepath.Join(cfg.DataDir, "logs"),
-		Logger:                 logger,
+		Logger:                 s.log,
 		FlushOnAck:             cfg.FlushMode == config.FlushOnAck,
 		FlushInterval:          cfg.FlushInterval,
 		RetentionCheckInterval: cfg.LogRetentionCheckInterval,
-		OnFsync:                m.ObserveFsync,
+		OnFsync:                s.m.ObserveFsync,
 		ConfigFor: func(id storage.PartitionID) (storage.LogConfig, bool) {
 			t := meta.Image().Topics[id.Topic]
 			if t == nil {
@@ -105,18 +184,17 @@ func Run(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
 	if err != nil {
 		return fmt.Errorf("server: %w", err)
 	}
-	logsClosed := false
-	defer func() {
-		if !logsClosed {
-			logs.Close()
-		}
-	}()
-	m.RegisterLogStats(func() (int, int64) { return len(logs.Partitions()), logs.TotalSize() })
+	s.logs = logs
+	s.m.RegisterLogStats(func() (int, int64) { return len(logs.Partitions()), logs.TotalSize() })
+	return nil
+}
 
+func (s *Server) startBroker(context.Context) error {
+	cfg := s.cfg
 	b, err := broker.New(broker.Config{
 		NodeID:             cfg.NodeID,
-		AdvertisedHost:     host,
-		AdvertisedPort:     port,
+		AdvertisedHost:     s.host,
+		AdvertisedPort:     s.port,
 		MaxRequestBytes:    cfg.SocketRequestMaxBytes,
 		IdleTimeout:        cfg.ConnectionsMaxIdle,
 		RequestReadTimeout: cfg.RequestReadTimeout,
@@ -148,70 +226,97 @@ func Run(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
 				ConsumerAssignors:         cfg.Groups.ConsumerAssignors,
 			},
 		},
-		Logger:  logger,
-		Metrics: m,
-	}, meta, logs)
+		Logger:  s.log,
+		Metrics: s.m,
+	}, s.meta, s.logs)
 	if err != nil {
 		return fmt.Errorf("server: %w", err)
 	}
+	s.b = b
+	bgCtx, stop := context.WithCancel(context.Background())
+	s.stopBG, s.bgDone = stop, make(chan struct{})
+	go func() { defer close(s.bgDone); s.logs.Run(bgCtx) }() // ends with stopBG, waited by Stop
+	return nil
+}
 
-	bgCtx, stopBG := context.WithCancel(context.Background())
-	bgDone := make(chan struct{})
-	go func() { defer close(bgDone); logs.Run(bgCtx) }()
-
-	if cs, ok := meta.(*controller.Store); ok {
-		// The broker asked to stay fenced until it served its first
-		// Image (it did in New); clients are served once the controller
-		// has unfenced it.
+// waitUnfenced waits for the controller to unfence this broker: it asked
+// to stay fenced until it served its first Image, which broker.New did.
+func (s *Server) waitUnfenced(ctx context.Context) error {
+	if cs, ok := s.meta.(*controller.Store); ok {
 		if err := cs.WaitReady(ctx); err != nil {
-			stopBG()
-			<-bgDone
-			b.Shutdown(context.Background())
-			if ctx.Err() != nil {
-				return nil
-			}
 			return fmt.Errorf("server: %w", err)
 		}
 	}
-	serveErr := make(chan error, 1)
-	go func() { serveErr <- b.Serve(ln) }()
-	ready.Store(true)
-	logger.Info("broker ready", "kafka", ln.Addr().String(), "advertised", net.JoinHostPort(host, strconv.Itoa(int(port))),
-		"http", httpAddr.String(), "data-dir", cfg.DataDir, "partitions", len(logs.Partitions()),
-		"startup", time.Since(start).Round(time.Millisecond))
+	return nil
+}
 
-	var runErr error
-	select {
-	case <-ctx.Done():
-		logger.Info("shutting down")
-	case runErr = <-serveErr:
-		logger.Error("kafka listener failed", "err", runErr)
+func (s *Server) serve(context.Context) error {
+	s.serveErr, s.serveDone = make(chan error, 1), make(chan struct{})
+	go func() { // ends with b.Shutdown, waited by Stop
+		defer close(s.serveDone)
+		s.serveErr <- s.b.Serve(s.ln)
+	}()
+	s.ready.Store(true)
+	s.log.Info("broker ready", "kafka", s.ln.Addr().String(), "advertised", net.JoinHostPort(s.host, strconv.Itoa(int(s.port))),
+		"http", s.httpAddr.String(), "data-dir", s.cfg.DataDir, "partitions", len(s.logs.Partitions()),
+		"startup", time.Since(s.start).Round(time.Millisecond))
+	return nil
+}
+
+// Stop takes down, in reverse start order, whatever Start brought up:
+// readiness drops, partition leadership moves away (controlled shutdown),
+// the broker stops accepting and answers what is in flight (within
+// cfg.ShutdownTimeout), background log work stops, the logs are flushed
+// and closed, then the metadata store, the Kafka listener and HTTP. It
+// returns the first errors of closing the logs; calling it again does
+// nothing.
+func (s *Server) Stop() error {
+	if s.stopped {
+		return nil
 	}
-	ready.Store(false)
-	sdCtx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
+	s.stopped = true
+	s.ready.Store(false)
+	var errs []error
+	sdCtx, cancel := context.WithTimeout(context.Background(), s.cfg.ShutdownTimeout)
 	defer cancel()
-	if cs, ok := meta.(interface{ ControlledShutdown(context.Context) error }); ok {
-		// Move partition leadership away before this broker stops serving,
-		// so clients and followers switch to the new leaders at once.
-		csCtx, csCancel := context.WithTimeout(sdCtx, cfg.ShutdownTimeout/2)
-		if err := cs.ControlledShutdown(csCtx); err != nil {
-			logger.Warn("controlled shutdown", "err", err)
+	if s.b != nil {
+		if cs, ok := s.meta.(*controller.Store); ok && s.serveDone != nil {
+			// Move partition leadership away before this broker stops
+			// serving, so clients and followers switch to the new
+			// leaders at once.
+			csCtx, csCancel := context.WithTimeout(sdCtx, s.cfg.ShutdownTimeout/2)
+			if err := cs.ControlledShutdown(csCtx); err != nil {
+				s.log.Warn("controlled shutdown", "err", err)
+			}
+			csCancel()
 		}
-		csCancel()
+		if err := s.b.Shutdown(sdCtx); err != nil {
+			s.log.Warn("in-flight requests cut short", "err", err)
+		}
+		if s.serveDone != nil {
+			<-s.serveDone
+		}
 	}
-	if err := b.Shutdown(sdCtx); err != nil {
-		logger.Warn("in-flight requests cut short", "err", err)
+	if s.stopBG != nil {
+		s.stopBG()
+		<-s.bgDone
 	}
-	stopBG()
-	<-bgDone
-	logsClosed = true
-	if err := logs.Close(); err != nil {
-		runErr = errors.Join(runErr, fmt.Errorf("server: close logs: %w", err))
+	if s.logs != nil {
+		if err := s.logs.Close(); err != nil {
+			errs = append(errs, fmt.Errorf("server: close logs: %w", err))
+		}
 	}
-	if runErr == nil {
-		logger.Info("stopped cleanly")
+	if s.meta != nil {
+		s.meta.Close()
 	}
-	return runErr
+	if s.ln != nil {
+		s.ln.Close()
+	}
+	if s.stopHTTP != nil {
+		s.stopHTTP()
+		<-s.httpDone
+	}
+	return errors.Join(errs...)
 }
 
 // openMetadata opens the metadata layer, the Raft-replicated store; it
