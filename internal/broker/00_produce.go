@@ -135,7 +135,8 @@ func (b *Broker) appendRecords(p *partition, mp *metadata.Partition, records []b
 		}
 		h, _ := recordbatch.ParseHeader(batch)
 		if h.IsControl() || h.IsTransactional() {
-			// Transactions need the transaction coordinator (a later issue).
+			// No transaction coordinator: transactional and control batches
+			// cannot belong to a transaction this broker knows.
 			return storage.AppendResult{}, kerr.InvalidRecord
 		}
 		if err := validateRecords(batch, h, cfg.Log.Compact, b.cfg.MaxDecompressedBytes); err != nil {
