@@ -1,7 +1,9 @@
-// Package controller is the Raft-replicated metadata.Store for clusters: the
-// same interface, errors, validation and messages as metadata.Local, with
-// the state kept in a hashicorp/raft replicated state machine (see
-// docs/adr/0006-metadata-raft.md).
+// Package controller is the Raft-replicated metadata.Store: cluster
+// metadata kept in a hashicorp/raft replicated state machine (see
+// docs/adr/0006-metadata-raft.md), with the errors, validation and Kafka
+// messages the broker maps to its answers. A single node is a one-voter
+// quorum; an earlier single-node store's metadata is imported with the
+// cluster's first command (import.go).
 //
 // # Roles
 //

@@ -67,6 +67,9 @@ type command struct {
 	Alter       *AlterPartitionRequest `json:"alter,omitempty"`
 	Elect       []TopicPartition       `json:"elect,omitempty"`
 	Reassign    []reassignTarget       `json:"reassign,omitempty"`
+	// Import comes with init: an earlier single-node store's topics and
+	// producer-ID reservation, adopted with the cluster ID (import.go).
+	Import *importBody `json:"import,omitempty"`
 }
 
 // brokerRecord is a registered broker.
@@ -217,6 +220,11 @@ func applyCommand(cur *state, c *command) (*state, *applyResult) {
 			return fail(err)
 		}
 		next.ClusterID = c.ClusterID
+		if c.Import != nil {
+			if err := applyImport(next, c.Import); err != nil {
+				return fail(err)
+			}
+		}
 	case opRegister:
 		b := c.Broker
 		if b == nil || b.NodeID < 0 || b.Host == "" || b.Port < 0 || b.Port > 65535 || b.Incarnation == "" {

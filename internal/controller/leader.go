@@ -228,6 +228,9 @@ func (s *Store) prepare(st *state, req *request) (*command, *response, error) {
 		if st.ClusterID != "" {
 			return nil, nil, nil
 		}
+		if imp := s.cfg.Import; imp != nil {
+			return &command{Op: opInit, ClusterID: imp.ClusterID, Import: importFrom(imp)}, nil, nil
+		}
 		id, err := randomID()
 		if err != nil {
 			return nil, nil, err

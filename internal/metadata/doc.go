@@ -1,8 +1,13 @@
-// Package metadata owns cluster metadata: the brokers, the topics, their
-// partitions and who leads them, plus the producer-ID counter. Every other
-// component reads it through the Store interface (api.go) as an immutable
-// Image and changes it only through Store methods, so the single-node store
-// here and a future Raft-replicated store are interchangeable.
+// Package metadata holds the types of cluster metadata: the brokers, the
+// topics, their partitions and who leads them. Every other component reads
+// it through the Store interface (api.go), implemented by the
+// Raft-replicated controller.Store, as an immutable Image and changes it
+// only through Store methods.
+//
+// Local, below, is the single-node store of earlier builds. The server no
+// longer opens it: it reads an earlier data directory's snapshot with
+// ReadLegacy and imports it into the Raft store once. Local remains for
+// writing such directories in tests, until it is removed.
 //
 // # Local
 //

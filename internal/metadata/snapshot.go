@@ -318,3 +318,33 @@ func syncDir(dir string) error {
 	}
 	return nil
 }
+
+// Legacy is what a data directory of the earlier single-node store holds,
+// for the Raft store to adopt once: the cluster ID, the topics (IDs,
+// configs, replica lists and leader epochs) and the end of the reserved
+// producer IDs.
+type Legacy struct {
+	ClusterID     string
+	Topics        []*Topic // by name
+	ProducerIDEnd int64
+}
+
+// ReadLegacy reads the earlier single-node store's snapshot in dir (its
+// meta/ directory) as written by node nodeID. It returns nil, nil when
+// there is none; a snapshot that is corrupt (ErrCorruptSnapshot) or was
+// written by another node ID is an error, never silently dropped.
+func ReadLegacy(dir string, nodeID int32) (*Legacy, error) {
+	data, err := readSnapshot(dir)
+	if err != nil || data == nil {
+		return nil, err
+	}
+	st, err := decodeSnapshot(data, Broker{NodeID: nodeID})
+	if err != nil {
+		return nil, err
+	}
+	l := &Legacy{ClusterID: st.image.ClusterID, ProducerIDEnd: st.producerIDBlockEnd}
+	for _, name := range st.image.TopicNames() {
+		l.Topics = append(l.Topics, st.image.Topics[name])
+	}
+	return l, nil
+}

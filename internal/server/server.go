@@ -321,25 +321,22 @@ func (s *Server) Stop() error {
 
 // openMetadata opens the metadata layer, the Raft-replicated store; it
 // waits, until ctx ends, for the quorum to elect a controller and register
-// this broker (fenced until the broker serves its first Image). Without voters the broker is a one-voter quorum of its own
-// (on raft-addr, default an ephemeral port on the Kafka listener's IP). A
-// data directory written by an earlier build's single-node file store
-// (meta/metadata.snapshot, no raft/) keeps that store, so its topics are
-// not lost. It returns nil, nil if ctx ended first.
+// this broker (fenced until the broker serves its first Image). Without
+// voters the broker is a one-voter quorum of its own (on raft-addr,
+// default an ephemeral port on the Kafka listener's IP); a data directory
+// written by an earlier build's single-node file store
+// (meta/metadata.snapshot) has its topics imported into it once. It
+// returns nil, nil if ctx ended first.
 func openMetadata(ctx context.Context, cfg config.Config, host string, port int32, logger *slog.Logger) (metadata.Store, error) {
-	if len(cfg.Voters) == 0 && legacyLocalMetadata(cfg.DataDir) {
-		logger.Info("using the single-node metadata file of an earlier build", "dir", filepath.Join(cfg.DataDir, "meta"))
-		return metadata.OpenLocal(metadata.LocalConfig{
-			Dir:                      filepath.Join(cfg.DataDir, "meta"),
-			NodeID:                   cfg.NodeID,
-			Host:                     host,
-			Port:                     port,
-			Rack:                     cfg.BrokerRack,
-			Logger:                   logger,
-			ValidateConfigs:          topicconfig.ValidateAll,
-			DefaultPartitions:        cfg.NumPartitions,
-			DefaultReplicationFactor: cfg.DefaultReplicationFactor,
-		})
+	// A single node whose data directory an earlier build wrote keeps
+	// that store's topics: they are imported with the cluster's init
+	// command, and the old files are renamed aside once that committed.
+	var legacy *metadata.Legacy
+	if len(cfg.Voters) == 0 {
+		var err error
+		if legacy, err = metadata.ReadLegacy(filepath.Join(cfg.DataDir, "meta"), cfg.NodeID); err != nil {
+			return nil, fmt.Errorf("metadata of an earlier build in %s: %w", filepath.Join(cfg.DataDir, "meta"), err)
+		}
 	}
 	if len(cfg.Voters) == 0 {
 		if cfg.RaftAddr == "" {
@@ -371,6 +368,7 @@ func openMetadata(ctx context.Context, cfg config.Config, host string, port int3
 		LeaderImbalanceCheckInterval:       cfg.LeaderImbalanceCheckInterval,
 		LeaderImbalancePerBrokerPercentage: cfg.LeaderImbalancePerBroker,
 		ReportServed:                       true,
+		Import:                             legacy,
 	})
 	if err != nil {
 		return nil, err
@@ -387,7 +385,35 @@ func openMetadata(ctx context.Context, cfg config.Config, host string, port int3
 		}
 		return nil, err
 	}
+	if legacy != nil {
+		if err := setLegacyAside(cfg.DataDir, legacy, cs.Image(), logger); err != nil {
+			cs.Close()
+			return nil, err
+		}
+	}
 	return cs, nil
+}
+
+// setLegacyAside renames an earlier build's meta/ to meta.imported/ once
+// the Raft store holds its cluster (the import committed with init). A
+// Raft store of another cluster means the import never happened: the old
+// files stay, with a warning.
+func setLegacyAside(dataDir string, legacy *metadata.Legacy, img *metadata.Image, logger *slog.Logger) error {
+	from := filepath.Join(dataDir, "meta")
+	if img.ClusterID != legacy.ClusterID {
+		logger.Warn("metadata of an earlier build not imported: the Raft store holds another cluster",
+			"dir", from, "cluster_id", img.ClusterID, "earlier_cluster_id", legacy.ClusterID)
+		return nil
+	}
+	to := filepath.Join(dataDir, "meta.imported")
+	if _, err := os.Stat(to); err == nil {
+		to = fmt.Sprintf("%s.%d", to, time.Now().UnixNano())
+	}
+	if err := os.Rename(from, to); err != nil {
+		return fmt.Errorf("server: set imported metadata aside: %w", err)
+	}
+	logger.Info("imported the metadata of an earlier build", "topics", len(legacy.Topics), "cluster_id", legacy.ClusterID, "old_files", to)
+	return nil
 }
 
 // advertised is the host and port clients are told to use: the advertised
@@ -434,14 +460,4 @@ func localIP(addr string) string {
 // A cluster with at least as many voters gets exactly what is configured.
 func offsetsTopicRF(cfg config.Config) int16 {
 	return int16(min(int(cfg.Groups.OffsetsTopicReplicationFactor), max(len(cfg.Voters), 1)))
-}
-
-// legacyLocalMetadata reports whether dataDir holds the single-node
-// metadata file of an earlier build and no Raft state.
-func legacyLocalMetadata(dataDir string) bool {
-	if _, err := os.Stat(filepath.Join(dataDir, "raft")); err == nil {
-		return false
-	}
-	_, err := os.Stat(filepath.Join(dataDir, "meta", "metadata.snapshot"))
-	return err == nil
 }

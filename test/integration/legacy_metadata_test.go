@@ -1,7 +1,6 @@
 package integration
 
 import (
-	"context"
 	"net"
 	"os"
 	"path/filepath"
@@ -11,27 +10,40 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/streambus/streambus/internal/metadata"
 )
 
-// A single node is a one-voter Raft quorum, but a data directory written by
-// an earlier build's single-node file store (meta/metadata.snapshot, no
-// raft/) keeps that store: its topics survive the upgrade instead of being
-// dropped (and their logs deleted as unclaimed).
-func TestLegacyLocalMetadataKept(t *testing.T) {
+// A data directory written by an earlier build's single-node file store
+// (meta/metadata.snapshot, no raft/) is imported into the Raft store at
+// start: its topics keep their IDs, partitions and records, and meta/ is
+// renamed aside; a second start finds nothing to import.
+func TestLegacyMetadataImported(t *testing.T) {
 	requireProcess(t)
 	if harness.kind != "streambus" {
 		t.Skip("a StreamBus data directory format")
 	}
+	const topic = "from-an-earlier-build"
 	b := startBroker(t, brokerOpts{})
+	cl := newKgo(t, b)
+	adm := kadm.NewClient(cl)
+	ctx := testCtx(t, 30*time.Second)
+	if _, err := adm.CreateTopic(ctx, 2, 1, nil, topic); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 10 {
+		r := &kgo.Record{Topic: topic, Partition: int32(i % 2), Value: []byte(strconv.Itoa(i))}
+		if err := cl.ProduceSync(ctx, r).FirstErr(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cl.Close()
 	if code, _ := b.Stop(syscall.SIGTERM, shutdownLimit); code != 0 {
 		t.Fatalf("exit code after SIGTERM = %d", code)
 	}
-	if _, err := os.Stat(filepath.Join(b.DataDir, "raft")); err != nil {
-		t.Fatalf("a new single node keeps its metadata in raft/: %v", err)
-	}
-	// Make the directory look like an earlier build's.
+	// Make the directory look like an earlier build's: its logs, and the
+	// topic in the single-node metadata file instead of raft/.
 	if err := os.RemoveAll(filepath.Join(b.DataDir, "raft")); err != nil {
 		t.Fatal(err)
 	}
@@ -40,26 +52,47 @@ func TestLegacyLocalMetadataKept(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if _, err := local.CreateTopic(ctx, metadata.CreateTopicRequest{Name: "from-an-earlier-build", Partitions: 2, ReplicationFactor: 1}); err != nil {
+	old, err := local.CreateTopic(ctx, metadata.CreateTopicRequest{Name: topic, Partitions: 2, ReplicationFactor: 1})
+	if err != nil {
 		t.Fatal(err)
 	}
+	clusterID := local.Image().ClusterID
 	if err := local.Close(); err != nil {
 		t.Fatal(err)
 	}
 
-	b.Restart()
-	adm := kadm.NewClient(newKgo(t, b))
-	td, err := adm.ListTopics(testCtx(t, 10*time.Second), "from-an-earlier-build")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if d := td["from-an-earlier-build"]; d.Err != nil || len(d.Partitions) != 2 {
-		t.Fatalf("topic of the earlier build: %+v", d)
-	}
-	if _, err := os.Stat(filepath.Join(b.DataDir, "raft")); !os.IsNotExist(err) {
-		t.Fatalf("raft/ created next to the earlier build's metadata: %v", err)
+	for run := range 2 {
+		b.Restart()
+		cl := newKgo(t, b, kgo.ConsumeTopics(topic), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+		adm := kadm.NewClient(cl)
+		td, err := adm.ListTopics(ctx, topic)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if d := td[topic]; d.Err != nil || len(d.Partitions) != 2 || d.ID != old.ID {
+			t.Fatalf("run %d: topic of the earlier build: %+v (ID %x, want %x)", run, d, d.ID, old.ID)
+		}
+		if m, err := adm.Metadata(ctx); err != nil || m.Cluster != clusterID {
+			t.Fatalf("run %d: cluster ID %q (%v), want the earlier build's %q", run, m.Cluster, err, clusterID)
+		}
+		n := 0
+		for n < 10 {
+			fs := cl.PollFetches(ctx)
+			if err := ctx.Err(); err != nil {
+				t.Fatalf("run %d: read %d of 10 records: %v", run, n, err)
+			}
+			n += fs.NumRecords()
+		}
+		cl.Close()
+		if _, err := os.Stat(filepath.Join(b.DataDir, "meta")); !os.IsNotExist(err) {
+			t.Fatalf("run %d: meta/ still in place: %v", run, err)
+		}
+		if _, err := os.Stat(filepath.Join(b.DataDir, "meta.imported", "metadata.snapshot")); err != nil {
+			t.Fatalf("run %d: the earlier build's metadata not set aside: %v", run, err)
+		}
+		if code, _ := b.Stop(syscall.SIGTERM, shutdownLimit); code != 0 {
+			t.Fatalf("run %d: exit code after SIGTERM = %d", run, code)
+		}
 	}
 }
 
