@@ -21,17 +21,7 @@ func TestImportLegacy(t *testing.T) {
 		{Name: "b", ID: idB, Partitions: []metadata.Partition{{Index: 0, Leader: 1, Replicas: []int32{1}, ISR: []int32{1}}}},
 	}}
 	open := func(imp *metadata.Legacy) *Store {
-		cfg := testConfig(t, 1, addr, map[int32]string{1: addr}, dir)
-		cfg.Import = imp
-		s, err := Open(cfg)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := s.WaitReady(ctxT(t)); err != nil {
-			s.Close()
-			t.Fatal(err)
-		}
-		return s
+		return openSingleWith(t, dir, addr, func(c *Config) { c.Import = imp })
 	}
 	s := open(legacy)
 	img := s.Image()

@@ -47,7 +47,17 @@ func ctxT(t *testing.T) context.Context {
 
 func openSingle(t *testing.T, dir, addr string) *Store {
 	t.Helper()
-	s, err := Open(testConfig(t, 1, addr, map[int32]string{1: addr}, dir))
+	return openSingleWith(t, dir, addr, nil)
+}
+
+// openSingleWith is openSingle with a config mut adjusts.
+func openSingleWith(t *testing.T, dir, addr string, mut func(*Config)) *Store {
+	t.Helper()
+	cfg := testConfig(t, 1, addr, map[int32]string{1: addr}, dir)
+	if mut != nil {
+		mut(&cfg)
+	}
+	s, err := Open(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
