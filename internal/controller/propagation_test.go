@@ -50,7 +50,7 @@ func TestAwaitPropagationEveryNodeHasTheChange(t *testing.T) {
 // A ReportServed broker stays fenced until it first reports, holds
 // AwaitPropagation only while unfenced, and never past the caller's bound.
 func TestAwaitPropagationWaitsForServedReports(t *testing.T) {
-	c := newClusterWith(t, func(cfg *Config) { cfg.ReportServed = cfg.NodeID == 3 })
+	c := newClusterWith(t, func(cfg *Config) { cfg.ReportServed = cfg.NodeID == 3; slowHeartbeats(cfg) })
 	ctx := ctxT(t)
 	n3 := c.nodes[3]
 	if err := n3.WaitRegistered(ctx); err != nil {
@@ -107,7 +107,7 @@ func TestAwaitPropagationWaitsForServedReports(t *testing.T) {
 // WaitFresh returns at once on a broker in touch with the controller, and
 // waits on one that is fenced (the controller makes it no promise).
 func TestWaitFresh(t *testing.T) {
-	c := newClusterWith(t, func(cfg *Config) { cfg.ReportServed = cfg.NodeID == 3 })
+	c := newClusterWith(t, func(cfg *Config) { cfg.ReportServed = cfg.NodeID == 3; slowHeartbeats(cfg) })
 	ctx := ctxT(t)
 	c.waitFor("nodes 1 and 2 unfenced", func(img *metadata.Image) bool { return len(img.Brokers) == 2 })
 	for _, id := range []int32{1, 2} {
@@ -156,4 +156,12 @@ func serve(t *testing.T, s *Store) {
 		}
 	}()
 	t.Cleanup(func() { close(stop); wg.Wait() })
+}
+
+// slowHeartbeats widens the live window (three heartbeat intervals) well
+// beyond the tests' short deadlines, so that a heartbeat delayed on a
+// loaded machine never makes a silent broker look dead, which would end
+// a wait the test expects to last.
+func slowHeartbeats(cfg *Config) {
+	cfg.HeartbeatInterval, cfg.SessionTimeout = 400*time.Millisecond, 5*time.Second
 }
