@@ -51,9 +51,9 @@ func TestUnregisterBrokerAnswers(t *testing.T) {
 	}
 }
 
-// With local metadata there is nothing to unregister: UNSUPPORTED_VERSION,
-// over a real connection.
-func TestUnregisterBrokerLocalMetadata(t *testing.T) {
+// A single node is a one-voter quorum and serves UnregisterBroker over a
+// real connection: an unknown ID is BROKER_ID_NOT_REGISTERED.
+func TestUnregisterBrokerSingleNode(t *testing.T) {
 	tb := startBroker(t, t.TempDir(), nil)
 	defer tb.stop()
 	cl, err := kgo.NewClient(kgo.SeedBrokers(tb.addr))
@@ -64,12 +64,12 @@ func TestUnregisterBrokerLocalMetadata(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	req := kmsg.NewPtrUnregisterBrokerRequest()
-	req.BrokerID = 1
+	req.BrokerID = 7
 	resp, err := req.RequestWith(ctx, cl)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if resp.ErrorCode != kerr.UnsupportedVersion.Code {
-		t.Fatalf("error code %d, want UNSUPPORTED_VERSION", resp.ErrorCode)
+	if resp.ErrorCode != kerr.BrokerIDNotRegistered.Code {
+		t.Fatalf("error code %d, want BROKER_ID_NOT_REGISTERED", resp.ErrorCode)
 	}
 }

@@ -14,7 +14,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
-	"github.com/streambus/streambus/internal/metadata"
+	"github.com/streambus/streambus/internal/controller"
 	"github.com/streambus/streambus/internal/recordbatch"
 	"github.com/streambus/streambus/internal/storage"
 	"github.com/streambus/streambus/internal/topicconfig"
@@ -25,7 +25,7 @@ type testBroker struct {
 	addr string
 	b    *Broker
 	logs *storage.Manager
-	meta *metadata.Local
+	meta *controller.Store
 	stop func() // shuts down and closes everything; idempotent
 }
 
@@ -36,13 +36,7 @@ func startBroker(t *testing.T, dir string, mutate func(*Config)) *testBroker {
 		t.Fatal(err)
 	}
 	port := ln.Addr().(*net.TCPAddr).Port
-	meta, err := metadata.OpenLocal(metadata.LocalConfig{
-		Dir: filepath.Join(dir, "meta"), NodeID: 1, Host: "127.0.0.1", Port: int32(port),
-		ValidateConfigs: topicconfig.ValidateAll,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
+	meta := openTestStore(t, dir, int32(port))
 	logs, err := storage.OpenManager(storage.ManagerOptions{Dir: filepath.Join(dir, "logs"), FlushOnAck: true})
 	if err != nil {
 		t.Fatal(err)
@@ -53,6 +47,11 @@ func startBroker(t *testing.T, dir string, mutate func(*Config)) *testBroker {
 	}
 	b, err := New(cfg, meta, logs)
 	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := meta.WaitReady(ctx); err != nil { // unfenced once New served its first image
 		t.Fatal(err)
 	}
 	done := make(chan error, 1)
@@ -77,6 +76,34 @@ func startBroker(t *testing.T, dir string, mutate func(*Config)) *testBroker {
 	}
 	t.Cleanup(tb.stop)
 	return tb
+}
+
+// openTestStore opens this broker's metadata as the server does for a
+// single node: a one-voter Raft quorum on a free loopback port, in
+// dir/raft, registered (and fenced until the broker serves its first
+// image).
+func openTestStore(t *testing.T, dir string, kafkaPort int32) *controller.Store {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	raftAddr := ln.Addr().String()
+	ln.Close()
+	meta, err := controller.Open(controller.Config{
+		NodeID: 1, RaftAddr: raftAddr, Voters: map[int32]string{1: raftAddr}, Dir: filepath.Join(dir, "raft"),
+		KafkaHost: "127.0.0.1", KafkaPort: kafkaPort, ValidateConfigs: topicconfig.ValidateAll, ReportServed: true,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := meta.WaitRegistered(ctx); err != nil {
+		meta.Close()
+		t.Fatal(err)
+	}
+	return meta
 }
 
 func TestProduceConsumeKgo(t *testing.T) {
