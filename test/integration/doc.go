@@ -47,8 +47,9 @@
 //   - cli_test.go: streambus-cli against a broker process: records larger
 //     than the client's default batch limit, RECORD_LIST_TOO_LARGE, topic
 //     trim.
-//   - legacy_metadata_test.go: a data directory of the earlier single-node
-//     metadata file keeps its topics.
+//   - legacy_metadata_test.go: a data directory an earlier build wrote with
+//     its single-node metadata file (testdata/legacy-datadir) is imported:
+//     cluster ID, topic IDs and records kept.
 //   - cluster_test.go (startCluster, used by every cluster test): three
 //     brokers with RF=1 and RF=3 topics, a leader kill under an idempotent
 //     acks=all producer.

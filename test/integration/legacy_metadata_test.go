@@ -1,10 +1,10 @@
 package integration
 
 import (
-	"net"
 	"os"
 	"path/filepath"
-	"strconv"
+	"slices"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -16,51 +16,36 @@ import (
 )
 
 // A data directory written by an earlier build's single-node file store
-// (meta/metadata.snapshot, no raft/) is imported into the Raft store at
-// start: its topics keep their IDs, partitions and records, and meta/ is
-// renamed aside; a second start finds nothing to import.
+// (testdata/legacy-datadir, made by that build: see legacy-datadir.md) is
+// imported into the Raft store at start: its cluster ID, topics (with
+// their IDs and partitions) and records are kept, and meta/ is renamed
+// aside; a second start finds nothing to import.
 func TestLegacyMetadataImported(t *testing.T) {
 	requireProcess(t)
 	if harness.kind != "streambus" {
 		t.Skip("a StreamBus data directory format")
 	}
-	const topic = "from-an-earlier-build"
+	const (
+		topic     = "from-an-earlier-build"
+		topicID   = "6425z0K3TxyZxyLr3GC1cg"
+		clusterID = "syfL7gWsSOyjGr7rQNZ39Q"
+	)
 	b := startBroker(t, brokerOpts{})
-	cl := newKgo(t, b)
-	adm := kadm.NewClient(cl)
-	ctx := testCtx(t, 30*time.Second)
-	if _, err := adm.CreateTopic(ctx, 2, 1, nil, topic); err != nil {
-		t.Fatal(err)
-	}
-	for i := range 10 {
-		r := &kgo.Record{Topic: topic, Partition: int32(i % 2), Value: []byte(strconv.Itoa(i))}
-		if err := cl.ProduceSync(ctx, r).FirstErr(); err != nil {
-			t.Fatal(err)
-		}
-	}
-	cl.Close()
 	if code, _ := b.Stop(syscall.SIGTERM, shutdownLimit); code != 0 {
 		t.Fatalf("exit code after SIGTERM = %d", code)
 	}
-	// Make the directory look like an earlier build's: its logs, and the
-	// topic in the single-node metadata file instead of raft/.
-	if err := os.RemoveAll(filepath.Join(b.DataDir, "raft")); err != nil {
+	// Replace the directory with the earlier build's.
+	if err := os.RemoveAll(b.DataDir); err != nil {
 		t.Fatal(err)
 	}
-	host, port := splitHostPort(t, b.Addr)
-	local, err := metadata.OpenLocal(metadata.LocalConfig{Dir: filepath.Join(b.DataDir, "meta"), NodeID: 1, Host: host, Port: port})
+	if err := os.CopyFS(b.DataDir, os.DirFS(filepath.Join("testdata", "legacy-datadir"))); err != nil {
+		t.Fatal(err)
+	}
+	wantID, err := metadata.ParseID(topicID)
 	if err != nil {
 		t.Fatal(err)
 	}
-	old, err := local.CreateTopic(ctx, metadata.CreateTopicRequest{Name: topic, Partitions: 2, ReplicationFactor: 1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	clusterID := local.Image().ClusterID
-	if err := local.Close(); err != nil {
-		t.Fatal(err)
-	}
-
+	ctx := testCtx(t, 60*time.Second)
 	for run := range 2 {
 		b.Restart()
 		cl := newKgo(t, b, kgo.ConsumeTopics(topic), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
@@ -69,19 +54,23 @@ func TestLegacyMetadataImported(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if d := td[topic]; d.Err != nil || len(d.Partitions) != 2 || d.ID != old.ID {
-			t.Fatalf("run %d: topic of the earlier build: %+v (ID %x, want %x)", run, d, d.ID, old.ID)
+		if d := td[topic]; d.Err != nil || len(d.Partitions) != 2 || d.ID != wantID {
+			t.Fatalf("run %d: topic of the earlier build: %+v (ID %x, want %x)", run, d, d.ID, wantID)
 		}
 		if m, err := adm.Metadata(ctx); err != nil || m.Cluster != clusterID {
 			t.Fatalf("run %d: cluster ID %q (%v), want the earlier build's %q", run, m.Cluster, err, clusterID)
 		}
-		n := 0
-		for n < 10 {
+		var values []string
+		for len(values) < 10 {
 			fs := cl.PollFetches(ctx)
 			if err := ctx.Err(); err != nil {
-				t.Fatalf("run %d: read %d of 10 records: %v", run, n, err)
+				t.Fatalf("run %d: read %v of 10 records: %v", run, values, err)
 			}
-			n += fs.NumRecords()
+			fs.EachRecord(func(r *kgo.Record) { values = append(values, string(r.Value)) })
+		}
+		slices.Sort(values)
+		if got := strings.Join(values, ","); got != "0,1,2,3,4,5,6,7,8,9" {
+			t.Fatalf("run %d: records %s", run, got)
 		}
 		cl.Close()
 		if _, err := os.Stat(filepath.Join(b.DataDir, "meta")); !os.IsNotExist(err) {
@@ -94,17 +83,4 @@ func TestLegacyMetadataImported(t *testing.T) {
 			t.Fatalf("run %d: exit code after SIGTERM = %d", run, code)
 		}
 	}
-}
-
-func splitHostPort(t *testing.T, addr string) (string, int32) {
-	t.Helper()
-	h, p, err := net.SplitHostPort(addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	n, err := strconv.Atoi(p)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return h, int32(n)
 }
