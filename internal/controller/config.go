@@ -6,8 +6,6 @@ import (
 	"log/slog"
 	"net"
 	"time"
-
-	"github.com/streambus/streambus/internal/metadata"
 )
 
 // Config configures a Store.
@@ -83,9 +81,9 @@ type Config struct {
 	LeaderImbalanceCheckInterval time.Duration
 	// Import, when set, is adopted as the cluster is initialized: the
 	// cluster ID, topics and producer-ID reservation of an earlier
-	// single-node store (metadata.ReadLegacy), in the same Raft command
+	// single-node store (ReadLegacy), in the same Raft command
 	// that sets the cluster ID. Ignored once the cluster has an ID.
-	Import *metadata.Legacy
+	Import *Legacy
 	// ReportServed is set by a broker that reports, with Store.Served,
 	// the metadata Version it serves once it applied an Image to its
 	// partitions. Such a broker stays fenced until its first report, and

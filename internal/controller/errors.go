@@ -22,9 +22,8 @@ func (e *NotControllerError) Error() string {
 func (e *NotControllerError) Is(target error) bool { return target == ErrNotController }
 
 // storeError pairs a metadata sentinel with Kafka's message. Its Error()
-// is the Kafka message alone, so metadata.ErrorMessage (which only knows
-// metadata's own unexported error type) returns the same text for this
-// store as for metadata.Local.
+// is the Kafka message alone, which metadata.ErrorMessage returns for an
+// error it does not know, so the broker sends Kafka's text.
 type storeError struct {
 	kind error
 	msg  string

@@ -1,9 +1,9 @@
 package controller
 
 // Adopting an earlier single-node store. Data directories written before
-// the Raft store kept their metadata in meta/metadata.snapshot (the
-// metadata package reads it: metadata.ReadLegacy). The first Raft command
-// of such a node, init, carries that store's topics and producer-ID
+// the Raft store kept their metadata in meta/metadata.snapshot (read by
+// ReadLegacy, legacy.go). The first Raft command of such a node, init,
+// carries that store's topics and producer-ID
 // reservation along with its cluster ID, so that the import is all or
 // nothing: a crash before init commits leaves nothing imported and the
 // next start imports again; after it, the cluster has an ID and init is
@@ -34,7 +34,7 @@ type importTopic struct {
 }
 
 // importFrom turns a read legacy store into the command's import.
-func importFrom(l *metadata.Legacy) *importBody {
+func importFrom(l *Legacy) *importBody {
 	b := &importBody{ProducerIDEnd: l.ProducerIDEnd}
 	for _, t := range l.Topics {
 		it := importTopic{Name: t.Name, TopicID: metadata.FormatID(t.ID), Configs: maps.Clone(t.Configs)}

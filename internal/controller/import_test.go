@@ -13,14 +13,14 @@ import (
 func TestImportLegacy(t *testing.T) {
 	dir, addr := t.TempDir(), freeAddr(t, "127.0.0.1")
 	clusterID, idA, idB := mustID(t), mustID(t), mustID(t)
-	legacy := &metadata.Legacy{ClusterID: metadata.FormatID(clusterID), ProducerIDEnd: 5000, Topics: []*metadata.Topic{
+	legacy := &Legacy{ClusterID: metadata.FormatID(clusterID), ProducerIDEnd: 5000, Topics: []*metadata.Topic{
 		{Name: "a", ID: idA, Configs: map[string]string{"cleanup.policy": "compact"}, Partitions: []metadata.Partition{
 			{Index: 0, Leader: 1, LeaderEpoch: 0, Replicas: []int32{1}, ISR: []int32{1}},
 			{Index: 1, Leader: 1, LeaderEpoch: 3, Replicas: []int32{1}, ISR: []int32{1}},
 		}},
 		{Name: "b", ID: idB, Partitions: []metadata.Partition{{Index: 0, Leader: 1, Replicas: []int32{1}, ISR: []int32{1}}}},
 	}}
-	open := func(imp *metadata.Legacy) *Store {
+	open := func(imp *Legacy) *Store {
 		return openSingleWith(t, dir, addr, func(c *Config) { c.Import = imp })
 	}
 	s := open(legacy)

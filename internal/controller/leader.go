@@ -16,9 +16,12 @@ import (
 
 // CreateTopic creates a topic, or with req.ValidateOnly checks that it
 // could and returns the topic it would create (zero ID). Replicas are
-// spread round-robin over the registered, unfenced brokers. Errors as
-// metadata.Local, plus ErrInvalidReplicationFactor when the factor exceeds
-// the registered brokers.
+// spread round-robin over the registered, unfenced brokers. Errors wrap
+// the metadata sentinels with Kafka's messages: ErrTopicExists,
+// ErrInvalidTopic, ErrInvalidPartitions, ErrInvalidReplicationFactor (also
+// when the factor exceeds the unfenced brokers),
+// ErrInvalidReplicaAssignment, ErrInvalidConfig, ErrInvalidRequest; or
+// ErrClosed, a context or Raft error.
 func (s *Store) CreateTopic(ctx context.Context, req metadata.CreateTopicRequest) (*metadata.Topic, error) {
 	if err := metadata.ValidateTopicName(req.Name); err != nil {
 		return nil, err
@@ -37,8 +40,8 @@ func (s *Store) DeleteTopic(ctx context.Context, name string) error {
 	return err
 }
 
-// CreatePartitions raises a topic's partition count to total, as
-// metadata.Local; without an assignment the new partitions are spread
+// CreatePartitions raises a topic's partition count to total (Kafka's
+// CreatePartitions checks and messages); without an assignment the new partitions are spread
 // round-robin with the topic's replication factor.
 func (s *Store) CreatePartitions(ctx context.Context, name string, total int32, assignment [][]int32, validateOnly bool) error {
 	_, err := s.exec(ctx, &request{Op: opCreatePartitions, Name: name, Total: total,
@@ -46,16 +49,22 @@ func (s *Store) CreatePartitions(ctx context.Context, name string, total int32, 
 	return err
 }
 
-// AlterTopicConfigs changes a topic's overrides, as metadata.Local.
+// AlterTopicConfigs changes a topic's overrides: with incremental false
+// they replace every override (AlterConfigs), with true they are applied
+// one by one (IncrementalAlterConfigs SET/DELETE).
 func (s *Store) AlterTopicConfigs(ctx context.Context, name string, changes []metadata.ConfigChange, incremental, validateOnly bool) error {
 	_, err := s.exec(ctx, &request{Op: opAlterConfigs, Name: name, Changes: changes,
 		Incremental: incremental, ValidateOnly: validateOnly})
 	return err
 }
 
+// producerIDBlockSize is how many producer IDs the controller reserves per
+// Raft command; IDs left in a block when leadership moves are skipped.
+const producerIDBlockSize = 1000
+
 // AllocateProducerID returns a producer ID never returned before by any
 // node of the cluster. The controller reserves blocks of
-// metadata.ProducerIDBlockSize through Raft; IDs left in a block when
+// producerIDBlockSize through Raft; IDs left in a block when
 // leadership moves or the process stops are skipped.
 func (s *Store) AllocateProducerID(ctx context.Context) (int64, error) {
 	resp, err := s.exec(ctx, &request{Op: opProducerIDs})
@@ -122,7 +131,7 @@ func (s *Store) execLocal(ctx context.Context, req *request) (*response, error) 
 			return nil, err
 		}
 		if req.Op == opProducerIDs {
-			s.pidNext, s.pidEnd = res.producerIDStart+1, res.producerIDStart+metadata.ProducerIDBlockSize
+			s.pidNext, s.pidEnd = res.producerIDStart+1, res.producerIDStart+producerIDBlockSize
 			return &response{ProducerID: res.producerIDStart}, nil
 		}
 		if req.Op == opCreateTopic {
@@ -220,8 +229,8 @@ func (s *Store) heardWithinSession(id int32) bool {
 }
 
 // prepare validates req against st and builds the command to propose, or
-// returns the answer directly (validate-only, no-op). It checks exactly
-// what metadata.Local checks, with the same messages.
+// returns the answer directly (validate-only, no-op), with Kafka's
+// checks and messages.
 func (s *Store) prepare(st *state, req *request) (*command, *response, error) {
 	switch req.Op {
 	case opInit:
@@ -259,7 +268,7 @@ func (s *Store) prepare(st *state, req *request) (*command, *response, error) {
 	case opAlterConfigs:
 		return s.prepareAlter(st, req)
 	case opProducerIDs:
-		return &command{Op: opProducerIDs, ProducerIDs: metadata.ProducerIDBlockSize}, nil, nil
+		return &command{Op: opProducerIDs, ProducerIDs: producerIDBlockSize}, nil, nil
 	case opFence, opUnfence, opShutdown:
 		b, ok := st.Brokers[req.NodeID]
 		if !ok || b.Incarnation != req.Incarnation {

@@ -66,9 +66,9 @@ type ConfigChange struct {
 }
 
 // Store is the one metadata/leadership layer through which every component
-// reaches topics and partitions: the Raft-replicated controller.Store, or
-// the single-node Local store of earlier data directories. All methods are
-// safe for concurrent use.
+// reaches topics and partitions, implemented by the Raft-replicated
+// controller.Store (and by fakes in tests). All methods are safe for
+// concurrent use.
 type Store interface {
 	Image() *Image
 	// Changes returns a channel that is closed at the next change after

@@ -43,32 +43,6 @@ func (i *Image) TopicNames() []string {
 	return slices.Sorted(maps.Keys(i.Topics))
 }
 
-// clone returns a copy of i whose maps may be changed without affecting i.
-// Topics themselves are shared; replace a changed topic, never edit it.
-func (i *Image) clone() *Image {
-	return &Image{
-		ClusterID:    i.ClusterID,
-		ControllerID: i.ControllerID,
-		Brokers:      maps.Clone(i.Brokers),
-		Topics:       maps.Clone(i.Topics),
-		TopicsByID:   maps.Clone(i.TopicsByID),
-		Epoch:        i.Epoch,
-	}
-}
-
-// putTopic adds or replaces t in a cloned image.
-func (i *Image) putTopic(t *Topic) {
-	i.Topics[t.Name] = t
-	i.TopicsByID[t.ID] = t
-}
-
-// ErrCorruptSnapshot is returned (wrapped) by OpenLocal when the snapshot
-// file exists but cannot be trusted: bad magic, unknown version, wrong
-// length, CRC mismatch, malformed JSON or inconsistent contents. The store
-// refuses to start rather than lose the metadata; an operator must restore
-// or remove the file.
-var ErrCorruptSnapshot = errors.New("metadata: corrupt snapshot")
-
 // ErrInvalidRequest is returned when a request is self-contradictory, as
 // Kafka's INVALID_REQUEST: a manual assignment together with a partition
 // count or replication factor, or the same config key twice in one

@@ -331,10 +331,10 @@ func openMetadata(ctx context.Context, cfg config.Config, host string, port int3
 	// A single node whose data directory an earlier build wrote keeps
 	// that store's topics: they are imported with the cluster's init
 	// command, and the old files are renamed aside once that committed.
-	var legacy *metadata.Legacy
+	var legacy *controller.Legacy
 	if len(cfg.Voters) == 0 {
 		var err error
-		if legacy, err = metadata.ReadLegacy(filepath.Join(cfg.DataDir, "meta"), cfg.NodeID); err != nil {
+		if legacy, err = controller.ReadLegacy(filepath.Join(cfg.DataDir, "meta"), cfg.NodeID); err != nil {
 			return nil, fmt.Errorf("metadata of an earlier build in %s: %w", filepath.Join(cfg.DataDir, "meta"), err)
 		}
 	}
@@ -398,7 +398,7 @@ func openMetadata(ctx context.Context, cfg config.Config, host string, port int3
 // the Raft store holds its cluster (the import committed with init). A
 // Raft store of another cluster means the import never happened: the old
 // files stay, with a warning.
-func setLegacyAside(dataDir string, legacy *metadata.Legacy, img *metadata.Image, logger *slog.Logger) error {
+func setLegacyAside(dataDir string, legacy *controller.Legacy, img *metadata.Image, logger *slog.Logger) error {
 	from := filepath.Join(dataDir, "meta")
 	if img.ClusterID != legacy.ClusterID {
 		logger.Warn("metadata of an earlier build not imported: the Raft store holds another cluster",
