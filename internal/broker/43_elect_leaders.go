@@ -5,33 +5,18 @@ package broker
 // unfenced and in the ISR; type 1 (unclean) gives each leaderless
 // partition its first live replica as leader, even outside the ISR.
 // Null topics mean every partition; then partitions that need no election
-// are left out of the answer, as in Kafka. Any broker answers; the
-// cluster store forwards to the controller. Without a controller (the
-// single-node store) this broker leads every partition, so no election is
-// ever needed.
+// are left out of the answer, as in Kafka. Any broker answers; the store
+// forwards to the controller. On a single node no election is ever
+// needed (ELECTION_NOT_NEEDED).
 
 import (
 	"context"
-	"fmt"
 	"maps"
 	"slices"
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
-
-	"github.com/streambus/streambus/internal/metadata"
 )
-
-// LeaderElector is implemented by metadata stores that elect partition
-// leaders on request (KIP-460): the Raft controller.
-type LeaderElector interface {
-	// ElectPartitionLeaders runs an election of electionType (0
-	// preferred, 1 unclean) for the named partitions, or every partition
-	// when partitions is nil. The result holds every partition elected
-	// (nil) or refused; for nil partitions, those that needed no
-	// election are left out. The error is for the call as a whole.
-	ElectPartitionLeaders(ctx context.Context, electionType int8, partitions map[string][]int32) (map[string]map[int32]error, error)
-}
 
 func (b *Broker) handleElectLeaders(ctx context.Context, req *kmsg.ElectLeadersRequest) *kmsg.ElectLeadersResponse {
 	resp := req.ResponseKind().(*kmsg.ElectLeadersResponse)
@@ -52,21 +37,16 @@ func (b *Broker) handleElectLeaders(ctx context.Context, req *kmsg.ElectLeadersR
 			}
 		}
 	}
-	var results map[string]map[int32]error
-	if e, ok := b.meta.(LeaderElector); ok {
-		var err error
-		if results, err = e.ElectPartitionLeaders(ctx, req.ElectionType, partitions); err != nil {
-			resp.ErrorCode = errCode(err) // v0 has no top-level code: each partition gets it below
-			results = map[string]map[int32]error{}
-			for topic, parts := range partitions {
-				results[topic] = map[int32]error{}
-				for _, p := range parts {
-					results[topic][p] = err
-				}
+	results, err := b.meta.ElectPartitionLeaders(ctx, req.ElectionType, partitions)
+	if err != nil {
+		resp.ErrorCode = errCode(err) // v0 has no top-level code: each partition gets it below
+		results = map[string]map[int32]error{}
+		for topic, parts := range partitions {
+			results[topic] = map[int32]error{}
+			for _, p := range parts {
+				results[topic][p] = err
 			}
 		}
-	} else {
-		results = electWithoutController(b.meta.Image(), partitions)
 	}
 	if partitions == nil {
 		partitions = map[string][]int32{}
@@ -91,22 +71,4 @@ func (b *Broker) handleElectLeaders(ctx context.Context, req *kmsg.ElectLeadersR
 		resp.Topics = append(resp.Topics, rt)
 	}
 	return resp
-}
-
-// electWithoutController answers an election on a store with no
-// controller: every existing partition is led by this broker already.
-func electWithoutController(img *metadata.Image, partitions map[string][]int32) map[string]map[int32]error {
-	out := map[string]map[int32]error{}
-	for topic, parts := range partitions {
-		out[topic] = map[int32]error{}
-		t := img.Topics[topic]
-		for _, p := range parts {
-			if t == nil || p < 0 || int(p) >= len(t.Partitions) {
-				out[topic][p] = kerrWith(kerr.UnknownTopicOrPartition, fmt.Sprintf("Partition %s-%d does not exist.", topic, p))
-			} else {
-				out[topic][p] = kerrWith(kerr.ElectionNotNeeded, "Leader election not needed for topic partition.")
-			}
-		}
-	}
-	return out
 }

@@ -13,10 +13,6 @@ import (
 
 func (b *Broker) handleListPartitionReassignments(req *kmsg.ListPartitionReassignmentsRequest) *kmsg.ListPartitionReassignmentsResponse {
 	resp := req.ResponseKind().(*kmsg.ListPartitionReassignmentsResponse)
-	r, ok := b.meta.(PartitionReassigner)
-	if !ok {
-		return resp
-	}
 	var wanted map[string]map[int32]bool // nil: all
 	if req.Topics != nil {
 		wanted = map[string]map[int32]bool{}
@@ -29,7 +25,7 @@ func (b *Broker) handleListPartitionReassignments(req *kmsg.ListPartitionReassig
 			}
 		}
 	}
-	r.EachReassignment(func(topic string, partition int32, replicas, adding, removing []int32) {
+	b.meta.EachReassignment(func(topic string, partition int32, replicas, adding, removing []int32) {
 		if wanted != nil && !wanted[topic][partition] {
 			return
 		}

@@ -10,13 +10,11 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
-
-	"github.com/streambus/streambus/internal/metadata"
 )
 
-// unregisteringStore is a metadata.Store that keeps registrations.
+// unregisteringStore is a Store that keeps registrations.
 type unregisteringStore struct {
-	metadata.Store
+	Store
 	err error
 	ids []int32
 }

@@ -128,7 +128,7 @@ func (c *Config) ensureDefaults() {
 type Broker struct {
 	cfg  Config
 	log  *slog.Logger
-	meta metadata.Store
+	meta Store
 	logs *storage.Manager
 	m    *metrics.Metrics
 
@@ -162,7 +162,7 @@ type partition struct {
 
 // New creates a broker over a metadata store and a log manager, and opens
 // the logs of every partition the metadata assigns to it.
-func New(cfg Config, meta metadata.Store, logs *storage.Manager) (*Broker, error) {
+func New(cfg Config, meta Store, logs *storage.Manager) (*Broker, error) {
 	cfg.ensureDefaults()
 	b := &Broker{
 		cfg:      cfg,

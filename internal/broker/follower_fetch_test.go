@@ -17,6 +17,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kversion"
 
 	"github.com/streambus/streambus/internal/metadata"
+	"github.com/streambus/streambus/internal/replication"
 	"github.com/streambus/streambus/internal/storage"
 )
 
@@ -130,10 +131,22 @@ func (s *staticStore) AlterTopicConfigs(context.Context, string, []metadata.Conf
 	return errStatic
 }
 func (s *staticStore) AllocateProducerID(context.Context) (int64, error) { return s.pids.Add(1), nil }
-func (s *staticStore) Served(int64)                                      {}
-func (s *staticStore) AwaitPropagation(context.Context) error            { return nil }
-func (s *staticStore) WaitFresh(context.Context) error                   { return nil }
-func (s *staticStore) Close() error                                      { return nil }
+func (s *staticStore) ElectPartitionLeaders(context.Context, int8, map[string][]int32) (map[string]map[int32]error, error) {
+	return nil, errStatic
+}
+func (s *staticStore) ReassignPartitions(context.Context, map[string]map[int32][]int32) (map[string]map[int32]error, error) {
+	return nil, errStatic
+}
+func (s *staticStore) EachReassignment(func(string, int32, []int32, []int32, []int32)) {}
+func (s *staticStore) UnregisterBroker(context.Context, int32) error                   { return errStatic }
+func (s *staticStore) AlterISR(context.Context, string, int32, replication.ISRProposal) error {
+	return errStatic
+}
+func (s *staticStore) PartitionEpoch(string, int32) int32     { return 0 }
+func (s *staticStore) Served(int64)                           {}
+func (s *staticStore) AwaitPropagation(context.Context) error { return nil }
+func (s *staticStore) WaitFresh(context.Context) error        { return nil }
+func (s *staticStore) Close() error                           { return nil }
 
 // startStaticBroker runs broker id in-process on ln over store.
 func startStaticBroker(t *testing.T, store *staticStore, id int32, ln net.Listener, mutate func(*Config)) *Broker {

@@ -12,9 +12,9 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
-// TestReassignAndElectWithoutController: on the single-node store no
-// replica moves and no election is needed; the answers are Kafka's.
-func TestReassignAndElectWithoutController(t *testing.T) {
+// TestReassignAndElectSingleNode: on a single node (a one-voter quorum) no
+// replica can move and no election is needed; the answers are Kafka's.
+func TestReassignAndElectSingleNode(t *testing.T) {
 	tb := startBroker(t, t.TempDir(), nil)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()

@@ -23,7 +23,6 @@ package broker
 // log's own (the durable offset).
 
 import (
-	"context"
 	"errors"
 	"net"
 	"strconv"
@@ -36,12 +35,6 @@ import (
 	"github.com/streambus/streambus/internal/replication"
 	"github.com/streambus/streambus/internal/storage"
 )
-
-// ISRAlterer is implemented by metadata stores that accept ISR changes
-// from partition leaders (Kafka's AlterPartition); the Raft controller does.
-type ISRAlterer interface {
-	AlterISR(ctx context.Context, topic string, partition int32, p replication.ISRProposal) error
-}
 
 // replicaState is the replication side of one hosted partition.
 type replicaState struct {
@@ -103,13 +96,9 @@ func (b *Broker) applyUpdateLocked(p *partition, u replication.Update) {
 // proposeISR sends an ISR change to the controller; a rejected or failed
 // proposal is dropped so that a later call may propose again.
 func (b *Broker) proposeISR(p *partition, prop replication.ISRProposal) {
-	alt, ok := b.meta.(ISRAlterer)
-	err := errors.New("metadata store cannot change ISRs")
-	if ok {
-		ctx, cancel := contextWithTimeout(10 * time.Second)
-		err = alt.AlterISR(ctx, p.id.Topic, p.id.Partition, prop)
-		cancel()
-	}
+	ctx, cancel := contextWithTimeout(10 * time.Second)
+	err := b.meta.AlterISR(ctx, p.id.Topic, p.id.Partition, prop)
+	cancel()
 	if err == nil {
 		return // the metadata change arrives through reconcile
 	}
@@ -181,18 +170,8 @@ func (b *Broker) reconcileReplication(img *metadata.Image, p *partition, mp meta
 	}
 }
 
-// PartitionEpochs is implemented by metadata stores that version
-// partitions (Kafka's partition epoch); LeaderState rejects ISR proposals
-// based on an older version.
-type PartitionEpochs interface {
-	PartitionEpoch(topic string, partition int32) int32
-}
-
 func (b *Broker) partitionEpoch(id storage.PartitionID) int32 {
-	if pe, ok := b.meta.(PartitionEpochs); ok {
-		return pe.PartitionEpoch(id.Topic, id.Partition)
-	}
-	return 0
+	return b.meta.PartitionEpoch(id.Topic, id.Partition)
 }
 
 // followerFetched records a follower's fetch on the leader: its fetch

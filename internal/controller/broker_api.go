@@ -7,7 +7,7 @@ import (
 )
 
 // AlterISR sends a partition leader's ISR proposal (replication.LeaderState)
-// as an AlterPartition from this broker. It implements broker.ISRAlterer.
+// as an AlterPartition from this broker. Part of broker.Store.
 func (s *Store) AlterISR(ctx context.Context, topic string, partition int32, p replication.ISRProposal) error {
 	_, err := s.AlterPartition(ctx, AlterPartitionRequest{
 		Topic: topic, Partition: partition, BrokerID: s.cfg.NodeID,
@@ -17,7 +17,7 @@ func (s *Store) AlterISR(ctx context.Context, topic string, partition int32, p r
 }
 
 // PartitionEpoch is the partition's current epoch (0 when unknown). It
-// implements broker.PartitionEpochs.
+// is part of broker.Store.
 func (s *Store) PartitionEpoch(topic string, partition int32) int32 {
 	st, ok := s.PartitionState(topic, partition)
 	if !ok {

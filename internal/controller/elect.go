@@ -58,7 +58,7 @@ func (s *Store) ElectLeaders(ctx context.Context, typ ElectionType, partitions [
 }
 
 // ElectPartitionLeaders is ElectLeaders keyed by topic and partition (nil
-// partitions: all). It implements broker.LeaderElector.
+// partitions: all). It is part of broker.Store.
 func (s *Store) ElectPartitionLeaders(ctx context.Context, electionType int8, partitions map[string][]int32) (map[string]map[int32]error, error) {
 	var tps []TopicPartition
 	if partitions != nil {

@@ -122,8 +122,7 @@ func (s *Store) ListPartitionReassignments(partitions []TopicPartition) []Partit
 }
 
 // ReassignPartitions is AlterPartitionReassignments keyed by topic and
-// partition (a nil target cancels). It implements
-// broker.PartitionReassigner.
+// partition (a nil target cancels). It is part of broker.Store.
 func (s *Store) ReassignPartitions(ctx context.Context, targets map[string]map[int32][]int32) (map[string]map[int32]error, error) {
 	reqs := map[TopicPartition][]int32{}
 	for topic, parts := range targets {
@@ -146,7 +145,7 @@ func (s *Store) ReassignPartitions(ctx context.Context, targets map[string]map[i
 }
 
 // EachReassignment calls fn for every reassignment in progress, sorted.
-// It implements broker.PartitionReassigner.
+// It is part of broker.Store.
 func (s *Store) EachReassignment(fn func(topic string, partition int32, replicas, adding, removing []int32)) {
 	for _, r := range s.ListPartitionReassignments(nil) {
 		fn(r.Topic, r.Partition, r.Replicas, r.AddingReplicas, r.RemovingReplicas)

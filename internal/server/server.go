@@ -80,7 +80,7 @@ type Server struct {
 	ln         net.Listener
 	host       string
 	port       int32
-	meta       metadata.Store
+	meta       *controller.Store
 	logs       *storage.Manager
 	stopBG     context.CancelFunc
 	bgDone     chan struct{}
@@ -242,10 +242,8 @@ func (s *Server) startBroker(context.Context) error {
 // waitUnfenced waits for the controller to unfence this broker: it asked
 // to stay fenced until it served its first Image, which broker.New did.
 func (s *Server) waitUnfenced(ctx context.Context) error {
-	if cs, ok := s.meta.(*controller.Store); ok {
-		if err := cs.WaitReady(ctx); err != nil {
-			return fmt.Errorf("server: %w", err)
-		}
+	if err := s.meta.WaitReady(ctx); err != nil {
+		return fmt.Errorf("server: %w", err)
 	}
 	return nil
 }
@@ -280,12 +278,12 @@ func (s *Server) Stop() error {
 	sdCtx, cancel := context.WithTimeout(context.Background(), s.cfg.ShutdownTimeout)
 	defer cancel()
 	if s.b != nil {
-		if cs, ok := s.meta.(*controller.Store); ok && s.serveDone != nil {
+		if s.serveDone != nil {
 			// Move partition leadership away before this broker stops
 			// serving, so clients and followers switch to the new
 			// leaders at once.
 			csCtx, csCancel := context.WithTimeout(sdCtx, s.cfg.ShutdownTimeout/2)
-			if err := cs.ControlledShutdown(csCtx); err != nil {
+			if err := s.meta.ControlledShutdown(csCtx); err != nil {
 				s.log.Warn("controlled shutdown", "err", err)
 			}
 			csCancel()
@@ -327,7 +325,7 @@ func (s *Server) Stop() error {
 // written by an earlier build's single-node file store
 // (meta/metadata.snapshot) has its topics imported into it once. It
 // returns nil, nil if ctx ended first.
-func openMetadata(ctx context.Context, cfg config.Config, host string, port int32, logger *slog.Logger) (metadata.Store, error) {
+func openMetadata(ctx context.Context, cfg config.Config, host string, port int32, logger *slog.Logger) (*controller.Store, error) {
 	// A single node whose data directory an earlier build wrote keeps
 	// that store's topics: they are imported with the cluster's init
 	// command, and the old files are renamed aside once that committed.
