@@ -165,9 +165,6 @@ func (b *Broker) autoCreate(ctx context.Context, name string) error {
 	switch {
 	case err == nil:
 		b.log.Info("auto-created topic", "topic", name, "partitions", b.cfg.NumPartitions)
-		if err := b.reconcile(); err != nil {
-			b.log.Warn("reconcile after auto-create", "err", err)
-		}
 		return nil
 	case errors.Is(err, metadata.ErrTopicExists):
 		return nil

@@ -80,9 +80,6 @@ func (b *Broker) handleCreateTopics(ctx context.Context, req *kmsg.CreateTopicsR
 		}
 		resp.Topics = append(resp.Topics, rt)
 	}
-	if err := b.reconcile(); err != nil {
-		b.log.Warn("reconcile after CreateTopics", "err", err)
-	}
 	if changed {
 		b.awaitPropagation(deadline, "CreateTopics")
 	}

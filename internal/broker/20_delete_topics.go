@@ -56,9 +56,6 @@ func (b *Broker) handleDeleteTopics(ctx context.Context, req *kmsg.DeleteTopicsR
 		}
 		resp.Topics = append(resp.Topics, rt)
 	}
-	if err := b.reconcile(); err != nil {
-		b.log.Warn("reconcile after DeleteTopics", "err", err)
-	}
 	if changed {
 		b.awaitPropagation(deadline, "DeleteTopics")
 	}

@@ -121,13 +121,7 @@ func (b *Broker) effectiveConfig(img *metadata.Image, topic, name string) string
 func (b *Broker) alterConfigs(ctx context.Context, typ kmsg.ConfigResourceType, name string, changes []metadata.ConfigChange, incremental, validateOnly bool) error {
 	switch typ {
 	case kmsg.ConfigResourceTypeTopic:
-		if err := b.meta.AlterTopicConfigs(ctx, name, changes, incremental, validateOnly); err != nil {
-			return err
-		}
-		if !validateOnly {
-			return b.reconcile()
-		}
-		return nil
+		return b.meta.AlterTopicConfigs(ctx, name, changes, incremental, validateOnly)
 	case kmsg.ConfigResourceTypeBroker:
 		return kerr.ErrorForCode(kerr.InvalidRequest.Code)
 	}

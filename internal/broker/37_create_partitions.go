@@ -39,9 +39,6 @@ func (b *Broker) handleCreatePartitions(ctx context.Context, req *kmsg.CreatePar
 		}
 		resp.Topics = append(resp.Topics, rt)
 	}
-	if err := b.reconcile(); err != nil {
-		b.log.Warn("reconcile after CreatePartitions", "err", err)
-	}
 	if changed {
 		b.awaitPropagation(deadline, "CreatePartitions")
 	}
