@@ -23,16 +23,17 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/streambus/streambus/internal/metadata"
+	"github.com/streambus/streambus/internal/partitions"
 	"github.com/streambus/streambus/internal/recordbatch"
 	"github.com/streambus/streambus/internal/storage"
 )
 
-func (b *Broker) handleProduce(c *conn, req *kmsg.ProduceRequest, p *pending) {
+func (b *Broker) handleProduce(rc *reqContext, req *kmsg.ProduceRequest) result {
 	resp := req.ResponseKind().(*kmsg.ProduceResponse)
-	img := b.meta.Image()
+	img := b.host.Image()
 	now := b.nowMs()
 	type syncWait struct {
-		part       *partition
+		part       *partitions.Partition
 		upTo       int64
 		sp         *kmsg.ProduceResponseTopicPartition
 		replicated bool // acks=all on a replicated partition: wait for the ISR
@@ -54,9 +55,9 @@ func (b *Broker) handleProduce(c *conn, req *kmsg.ProduceRequest, p *pending) {
 			part, mp, err := b.lookup(img, rt.Topic, rp.Partition)
 			var res storage.AppendResult
 			replicated := false
-			if err == nil && req.Acks == -1 && part.leaderState() != nil {
+			if err == nil && req.Acks == -1 && part.LeaderState() != nil {
 				replicated = true
-				err = part.checkReplicas(part.cfg.Load().MinInsyncReplicas)
+				err = part.CheckReplicas(part.Config().MinInsyncReplicas)
 			}
 			if err == nil {
 				res, err = b.appendRecords(part, mp, rp.Records, now)
@@ -85,42 +86,40 @@ func (b *Broker) handleProduce(c *conn, req *kmsg.ProduceRequest, p *pending) {
 		resp.Topics = append(resp.Topics, st)
 	}
 	if req.Acks == 0 {
-		p.out.none = true
-		return
+		return result{now: response{none: true}}
 	}
 	if len(waits) == 0 {
-		p.finish(resp)
-		return
+		return answer(resp)
 	}
-	p.ready = make(chan struct{})
+	d := newDeferred()
 	b.goFunc(func() {
-		defer close(p.ready)
 		timeout := time.Duration(req.TimeoutMillis) * time.Millisecond
 		for _, w := range waits {
 			if b.cfg.FlushOnAck {
-				if err := w.part.log.Sync(w.upTo); err != nil {
-					b.log.Error("fsync", "partition", w.part.id, "err", err)
+				if err := w.part.Log().Sync(w.upTo); err != nil {
+					b.log.Error("fsync", "partition", w.part.ID(), "err", err)
 					w.sp.ErrorCode = kerr.KafkaStorageError.Code
 					w.sp.BaseOffset = -1
 					continue
 				}
 			}
 			if w.replicated {
-				if err := b.waitReplicated(w.part, w.upTo, w.part.cfg.Load().MinInsyncReplicas, timeout); err != nil {
+				if err := b.host.WaitReplicated(w.part, w.upTo, w.part.Config().MinInsyncReplicas, timeout); err != nil {
 					w.sp.ErrorCode = errCode(err)
-					if !errors.Is(err, kerr.NotEnoughReplicasAfterAppend) {
+					if !errors.Is(err, partitions.ErrNotEnoughReplicasAfterAppend) {
 						w.sp.BaseOffset = -1
 					}
 				}
 			}
 		}
-		p.finish(resp)
+		d.answer(resp)
 	})
+	return d.result()
 }
 
 // appendRecords validates one partition's records and appends them.
-func (b *Broker) appendRecords(p *partition, mp *metadata.Partition, records []byte, now int64) (storage.AppendResult, error) {
-	cfg := p.cfg.Load()
+func (b *Broker) appendRecords(p *partitions.Partition, mp *metadata.Partition, records []byte, now int64) (storage.AppendResult, error) {
+	cfg := p.Config()
 	if len(records) == 0 {
 		return storage.AppendResult{}, kerr.InvalidRecord
 	}
@@ -156,7 +155,7 @@ func (b *Broker) appendRecords(p *partition, mp *metadata.Partition, records []b
 	// The log checks again against its own copy of segment.bytes, which a
 	// config change may have lowered since cfg was loaded
 	// (storage.ErrRecordTooLarge, RECORD_LIST_TOO_LARGE in errCode).
-	return p.log.Append(records, storage.AppendInput{LeaderEpoch: mp.LeaderEpoch, NowMs: now})
+	return p.Log().Append(records, storage.AppendInput{LeaderEpoch: mp.LeaderEpoch, NowMs: now})
 }
 
 // validateRecords decodes every record of a batch (decompressing within

@@ -47,8 +47,8 @@ func (fp fetchParams) fromFollowerAllowed() bool {
 	return fp.replica < 0 && fp.version >= minFollowerFetchVersion
 }
 
-func (b *Broker) handleFetch(c *conn, req *kmsg.FetchRequest, p *pending) {
-	img := b.meta.Image()
+func (b *Broker) handleFetch(rc *reqContext, req *kmsg.FetchRequest) result {
+	img := b.host.Image()
 	var (
 		fs      *fetchSession
 		targets []*sessionPart
@@ -99,8 +99,7 @@ func (b *Broker) handleFetch(c *conn, req *kmsg.FetchRequest, p *pending) {
 		if code != 0 {
 			resp := req.ResponseKind().(*kmsg.FetchResponse)
 			resp.ErrorCode = code
-			p.finish(resp)
-			return
+			return answer(resp)
 		}
 		incr = true
 		for _, t := range fromRequest() {
@@ -125,33 +124,32 @@ func (b *Broker) handleFetch(c *conn, req *kmsg.FetchRequest, p *pending) {
 	if req.Version < 3 || maxBytes <= 0 {
 		maxBytes = 1 << 31
 	}
-	deadline := time.Now().Add(time.Duration(req.MaxWaitMillis) * time.Millisecond)
+	deadline := rc.arrived.Add(time.Duration(req.MaxWaitMillis) * time.Millisecond)
 	fp := fetchParams{version: req.Version, replica: req.ReplicaID, rack: req.Rack, maxBytes: maxBytes}
 	if req.Version >= 15 {
 		fp.replica = req.ReplicaState.ID
 	}
 	results, size, wake, poll := b.readFetch(img, targets, fp)
 	if b.fetchDone(req, results, size) {
-		b.finishFetch(req, p, fs, incr, results)
-		return
+		return result{now: b.finishFetch(req, fs, incr, results)}
 	}
 	releaseAll(results)
-	p.ready = make(chan struct{})
+	d := newDeferred()
 	b.goFunc(func() {
-		defer close(p.ready)
 		for {
-			if !b.waitFetch(c, wake, deadline, poll) {
-				results, _, _, _ = b.readFetch(b.meta.Image(), targets, fp)
+			if !b.waitFetch(rc.gone, wake, deadline, poll) {
+				results, _, _, _ = b.readFetch(b.host.Image(), targets, fp)
 				break
 			}
-			results, size, wake, poll = b.readFetch(b.meta.Image(), targets, fp)
-			if b.fetchDone(req, results, size) || !time.Now().Before(deadline) {
+			results, size, wake, poll = b.readFetch(b.host.Image(), targets, fp)
+			if b.fetchDone(req, results, size) || !b.cfg.Now().Before(deadline) {
 				break
 			}
 			releaseAll(results)
 		}
-		b.finishFetch(req, p, fs, incr, results)
+		d.complete(b.finishFetch(req, fs, incr, results))
 	})
+	return d.result()
 }
 
 func (fs *fetchSession) targets() []*sessionPart {
@@ -200,19 +198,19 @@ func (b *Broker) readFetch(img *metadata.Image, targets []*sessionPart, fp fetch
 			results = append(results, r)
 			continue
 		}
-		l := part.log
+		l := part.Log()
 		var upTo int64
 		switch {
 		case follower:
-			upTo = b.followerHighWatermark(part)
+			upTo = b.host.FollowerHighWatermark(part)
 			wake = append(wake, l.Changed())
 			poll = true
 		default:
-			upTo = part.highWatermark()
-			wake = append(wake, part.changed()...)
+			upTo = part.HighWatermark()
+			wake = append(wake, part.Changed()...)
 		}
 		if replica >= 0 {
-			if err := b.followerFetched(part, replica, t.fetchOffset, t.logStart); err != nil {
+			if err := b.host.FollowerFetched(part, replica, t.fetchOffset, t.logStart); err != nil {
 				r.errCode = errCode(err)
 				results = append(results, r)
 				continue
@@ -220,14 +218,14 @@ func (b *Broker) readFetch(img *metadata.Image, targets []*sessionPart, fp fetch
 			upTo = l.HighWatermark()
 			if d := divergingEpoch(l, t); d != nil {
 				r.diverging = d
-				r.hw, r.logStart = part.highWatermark(), l.LogStartOffset()
+				r.hw, r.logStart = part.HighWatermark(), l.LogStartOffset()
 				results = append(results, r)
 				continue
 			}
 		}
 		r.hw, r.logStart = upTo, l.LogStartOffset()
 		if replica >= 0 {
-			r.hw = part.highWatermark()
+			r.hw = part.HighWatermark()
 		}
 		if !follower && replica < 0 && fp.version >= minFollowerFetchVersion {
 			if r.preferred = b.preferredReadReplica(img, part, fp.rack, t.fetchOffset); r.preferred >= 0 {
@@ -292,14 +290,14 @@ func divergingEpoch(l *storage.Log, t *sessionPart) *kmsg.FetchResponseTopicPart
 // connection dies or the broker shuts down (false). With poll it also
 // returns true after followerHWPollInterval, to recheck follower high
 // watermarks.
-func (b *Broker) waitFetch(c *conn, wake []<-chan struct{}, deadline time.Time, poll bool) bool {
-	timer := time.NewTimer(time.Until(deadline))
+func (b *Broker) waitFetch(gone <-chan struct{}, wake []<-chan struct{}, deadline time.Time, poll bool) bool {
+	timer := time.NewTimer(deadline.Sub(b.cfg.Now()))
 	defer timer.Stop()
 	cases := make([]reflect.SelectCase, 0, len(wake)+4)
 	cases = append(cases,
 		reflect.SelectCase{Dir: reflect.SelectRecv, Chan: reflect.ValueOf(timer.C)},
 		reflect.SelectCase{Dir: reflect.SelectRecv, Chan: reflect.ValueOf(b.closedCh)},
-		reflect.SelectCase{Dir: reflect.SelectRecv, Chan: reflect.ValueOf(c.done)},
+		reflect.SelectCase{Dir: reflect.SelectRecv, Chan: reflect.ValueOf(gone)},
 	)
 	if poll {
 		recheck := time.NewTimer(followerHWPollInterval)
@@ -321,8 +319,8 @@ func releaseAll(results []fetchResult) {
 	}
 }
 
-// finishFetch builds the response from results and completes p.
-func (b *Broker) finishFetch(req *kmsg.FetchRequest, p *pending, fs *fetchSession, incr bool, results []fetchResult) {
+// finishFetch builds the response from results.
+func (b *Broker) finishFetch(req *kmsg.FetchRequest, fs *fetchSession, incr bool, results []fetchResult) response {
 	resp := req.ResponseKind().(*kmsg.FetchResponse)
 	if fs != nil {
 		resp.SessionID = fs.id
@@ -364,9 +362,6 @@ func (b *Broker) finishFetch(req *kmsg.FetchRequest, p *pending, fs *fetchSessio
 		rp.RecordBatches = []byte{}
 		resp.Topics[n-1].Partitions = append(resp.Topics[n-1].Partitions, rp)
 		recs[n-1] = append(recs[n-1], r.slice)
-		if r.slice != nil && r.slice.Size > 0 {
-			p.out.keep = append(p.out.keep, r.slice.Release)
-		}
 	}
 	// Results left out of the response hold no data, but release them all
 	// the same so that no reference outlives the request.
@@ -378,8 +373,10 @@ func (b *Broker) finishFetch(req *kmsg.FetchRequest, p *pending, fs *fetchSessio
 	if fs != nil {
 		b.fetchSessions.release(fs)
 	}
-	p.out.pieces = encodeFetch(p.corr, resp, recs)
-	p.errCode = firstErrorCode(resp)
+	if recs == nil {
+		recs = [][]*storage.Slice{} // a response with records, if none
+	}
+	return response{msg: resp, recs: recs}
 }
 
 // addFetchLeaderEndpoint lists a leader's endpoint in a Fetch v16+

@@ -15,7 +15,7 @@ import (
 
 func (b *Broker) handleListOffsets(req *kmsg.ListOffsetsRequest) *kmsg.ListOffsetsResponse {
 	resp := req.ResponseKind().(*kmsg.ListOffsetsResponse)
-	img := b.meta.Image()
+	img := b.host.Image()
 	for _, rt := range req.Topics {
 		st := kmsg.NewListOffsetsResponseTopic()
 		st.Topic = rt.Topic
@@ -33,10 +33,10 @@ func (b *Broker) handleListOffsets(req *kmsg.ListOffsetsRequest) *kmsg.ListOffse
 				continue
 			}
 			sp.LeaderEpoch = mp.LeaderEpoch
-			l := p.log
+			l := p.Log()
 			switch rp.Timestamp {
 			case -1: // latest
-				sp.Offset = p.highWatermark()
+				sp.Offset = p.HighWatermark()
 				if req.ReplicaID >= 0 {
 					// A follower (replica fetcher) asks for the leader's own
 					// end, not the consumers' high watermark.

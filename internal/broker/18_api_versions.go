@@ -17,13 +17,13 @@ func (b *Broker) handleApiVersions(req *kmsg.ApiVersionsRequest) *kmsg.ApiVersio
 func (b *Broker) apiVersions(version int16) *kmsg.ApiVersionsResponse {
 	resp := kmsg.NewPtrApiVersionsResponse()
 	resp.SetVersion(version)
-	keys := make([]int, 0, len(apiRanges))
-	for k := range apiRanges {
+	keys := make([]int, 0, len(apis))
+	for k := range apis {
 		keys = append(keys, int(k))
 	}
 	sort.Ints(keys)
 	for _, k := range keys {
-		r := apiRanges[int16(k)]
+		r := apis[int16(k)].versions
 		ak := kmsg.NewApiVersionsResponseApiKey()
 		ak.ApiKey, ak.MinVersion, ak.MaxVersion = int16(k), r.Min, r.Max
 		resp.ApiKeys = append(resp.ApiKeys, ak)

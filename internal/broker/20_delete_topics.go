@@ -1,7 +1,7 @@
 package broker
 
 // DeleteTopics v0–6: by name, or by topic ID (v6+). The metadata change is
-// durable before the answer; the partition logs are removed by reconcile.
+// durable before the answer; each broker's partition host removes the logs.
 // With a positive timeout the answer waits, up to it, until no live broker
 // serves the topics any more (awaitPropagation).
 

@@ -26,6 +26,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/streambus/streambus/internal/metadata"
+	"github.com/streambus/streambus/internal/partitions"
 )
 
 // lowWatermarkRecheck bounds how long a DeleteRecords waiter sleeps
@@ -37,14 +38,14 @@ const lowWatermarkRecheck = 100 * time.Millisecond
 // lowWatermarkWait is one partition of a DeleteRecords request waiting for
 // its replicas.
 type lowWatermarkWait struct {
-	part     *partition
+	part     *partitions.Partition
 	required int64 // the offset the low watermark must reach
 	sp       *kmsg.DeleteRecordsResponseTopicPartition
 }
 
-func (b *Broker) handleDeleteRecords(c *conn, req *kmsg.DeleteRecordsRequest, p *pending) {
+func (b *Broker) handleDeleteRecords(rc *reqContext, req *kmsg.DeleteRecordsRequest) result {
 	resp := req.ResponseKind().(*kmsg.DeleteRecordsResponse)
-	img := b.meta.Image()
+	img := b.host.Image()
 	var waits []lowWatermarkWait
 	for _, rt := range req.Topics {
 		st := kmsg.NewDeleteRecordsResponseTopic()
@@ -73,41 +74,40 @@ func (b *Broker) handleDeleteRecords(c *conn, req *kmsg.DeleteRecordsRequest, p 
 		resp.Topics = append(resp.Topics, st)
 	}
 	if len(waits) == 0 {
-		p.finish(resp)
-		return
+		return answer(resp)
 	}
-	p.ready = make(chan struct{})
+	d := newDeferred()
 	b.goFunc(func() {
-		defer close(p.ready)
 		ctx, cancel := context.WithTimeout(context.Background(), time.Duration(req.TimeoutMillis)*time.Millisecond)
 		defer cancel()
 		for _, w := range waits {
-			b.waitLowWatermark(ctx, c, w)
+			b.waitLowWatermark(ctx, rc.gone, w)
 		}
-		p.finish(resp)
+		d.answer(resp)
 	})
+	return d.result()
 }
 
 // deleteRecordsOnLeader moves the log start of a partition this broker
 // leads (Kafka's Partition.deleteRecordsOnLeader) and returns the offset
 // the low watermark must reach.
-func (b *Broker) deleteRecordsOnLeader(img *metadata.Image, topic string, partition int32, offset int64) (*partition, int64, error) {
+func (b *Broker) deleteRecordsOnLeader(img *metadata.Image, topic string, partition int32, offset int64) (*partitions.Partition, int64, error) {
 	part, _, err := b.lookup(img, topic, partition)
 	if err != nil {
 		return nil, -1, err
 	}
-	if !part.cfg.Load().Log.Delete {
+	if !part.Config().Log.Delete {
 		return nil, -1, fmt.Errorf("%w: Records of partition %s-%d can not be deleted due to the configured policy",
 			kerr.PolicyViolation, topic, partition)
 	}
-	hw := part.highWatermark()
+	hw := part.HighWatermark()
 	switch {
 	case offset == -1:
 		offset = hw
 	case offset < 0 || offset > hw:
 		return nil, -1, kerr.OffsetOutOfRange
 	}
-	if _, err := part.log.DeleteRecordsBefore(offset); err != nil {
+	if _, err := part.Log().DeleteRecordsBefore(offset); err != nil {
 		return nil, -1, err
 	}
 	return part, offset, nil
@@ -120,42 +120,38 @@ func (b *Broker) deleteRecordsOnLeader(img *metadata.Image, topic string, partit
 // closed when a follower reports a new log start or the LeaderState ends;
 // it is nil when p has no LeaderState. The error is the Kafka error once
 // this broker no longer leads p.
-func (b *Broker) lowWatermark(img *metadata.Image, p *partition) (lw int64, wake <-chan struct{}, err error) {
-	t := img.Topics[p.id.Topic]
-	if t == nil || t.ID != p.topicID || int(p.id.Partition) >= len(t.Partitions) || !b.hosts(p) {
+func (b *Broker) lowWatermark(img *metadata.Image, p *partitions.Partition) (lw int64, wake <-chan struct{}, err error) {
+	id := p.ID()
+	t := img.Topics[id.Topic]
+	if t == nil || t.ID != p.TopicID() || int(id.Partition) >= len(t.Partitions) || !b.host.Hosts(p) {
 		return -1, nil, kerr.UnknownTopicOrPartition
 	}
-	mp := &t.Partitions[p.id.Partition]
+	mp := &t.Partitions[id.Partition]
 	if mp.Leader != b.cfg.NodeID {
 		return -1, nil, kerr.NotLeaderForPartition
 	}
-	p.rep.mu.Lock()
-	defer p.rep.mu.Unlock()
-	start := p.log.LogStartOffset()
-	if ls := p.rep.leader; ls != nil {
-		alive := func(id int32) bool {
-			_, ok := img.Brokers[id]
-			return ok
-		}
-		return ls.LowWatermark(start, alive), p.rep.lsCh, nil
+	alive := func(id int32) bool {
+		_, ok := img.Brokers[id]
+		return ok
 	}
-	if len(mp.Replicas) > 1 {
-		// Leading a replicated partition whose LeaderState reconcile has
+	lw, wake, led := p.LowWatermark(alive)
+	if !led && len(mp.Replicas) > 1 {
+		// Leading a replicated partition whose LeaderState the host has
 		// not built yet: nothing is known of the followers.
 		return -1, nil, nil
 	}
-	return start, nil, nil
+	return lw, wake, nil
 }
 
 // waitLowWatermark waits until w's low watermark reaches the required
 // offset, ctx ends (REQUEST_TIMED_OUT), leadership moves, the broker shuts
 // down or the connection goes away, and sets w's answer.
-func (b *Broker) waitLowWatermark(ctx context.Context, c *conn, w lowWatermarkWait) {
+func (b *Broker) waitLowWatermark(ctx context.Context, gone <-chan struct{}, w lowWatermarkWait) {
 	recheck := time.NewTicker(lowWatermarkRecheck)
 	defer recheck.Stop()
 	for {
-		changes := b.meta.Changes() // before Image: no change slips in between
-		lw, wake, err := b.lowWatermark(b.meta.Image(), w.part)
+		changes := b.host.Applied() // before Image: no change slips in between
+		lw, wake, err := b.lowWatermark(b.host.Image(), w.part)
 		switch {
 		case err != nil:
 			w.sp.ErrorCode, w.sp.LowWatermark = errCode(err), -1
@@ -174,7 +170,7 @@ func (b *Broker) waitLowWatermark(ctx context.Context, c *conn, w lowWatermarkWa
 		case <-b.closedCh:
 			w.sp.ErrorCode, w.sp.LowWatermark = kerr.NotLeaderForPartition.Code, -1
 			return
-		case <-c.done:
+		case <-gone:
 			return // nobody to answer
 		}
 	}

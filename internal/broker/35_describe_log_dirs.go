@@ -9,6 +9,7 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/streambus/streambus/internal/partitions"
 	"github.com/streambus/streambus/internal/storage"
 )
 
@@ -31,14 +32,12 @@ func (b *Broker) handleDescribeLogDirs(req *kmsg.DescribeLogDirsRequest) *kmsg.D
 		}
 		wanted = func(id storage.PartitionID) bool { return set[id] }
 	}
-	b.mu.RLock()
-	byTopic := make(map[string][]*partition)
-	for id, p := range b.parts {
-		if wanted(id) {
+	byTopic := make(map[string][]*partitions.Partition)
+	for _, p := range b.host.All() {
+		if id := p.ID(); wanted(id) {
 			byTopic[id.Topic] = append(byTopic[id.Topic], p)
 		}
 	}
-	b.mu.RUnlock()
 	names := make([]string, 0, len(byTopic))
 	for n := range byTopic {
 		names = append(names, n)
@@ -46,13 +45,13 @@ func (b *Broker) handleDescribeLogDirs(req *kmsg.DescribeLogDirsRequest) *kmsg.D
 	sort.Strings(names)
 	for _, n := range names {
 		parts := byTopic[n]
-		sort.Slice(parts, func(i, j int) bool { return parts[i].id.Partition < parts[j].id.Partition })
+		sort.Slice(parts, func(i, j int) bool { return parts[i].ID().Partition < parts[j].ID().Partition })
 		rt := kmsg.NewDescribeLogDirsResponseDirTopic()
 		rt.Topic = n
 		for _, p := range parts {
 			rp := kmsg.NewDescribeLogDirsResponseDirTopicPartition()
-			rp.Partition = p.id.Partition
-			rp.Size = p.log.Size()
+			rp.Partition = p.ID().Partition
+			rp.Size = p.Log().Size()
 			rt.Partitions = append(rt.Partitions, rp)
 		}
 		dir.Topics = append(dir.Topics, rt)

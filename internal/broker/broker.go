@@ -1,18 +1,20 @@
-// Package broker serves the Kafka protocol: it accepts connections, frames
-// and decodes requests (internal/wire), dispatches each to the handler of its
-// API key (one file per key, named after it: 00_produce.go, 01_fetch.go, …)
-// and writes responses in request order.
+// Package broker is the Kafka protocol server: it accepts connections,
+// frames and decodes requests (internal/wire), runs the handler of each
+// request's API from one table (apis.go; one file per API key, named after
+// it: 00_produce.go, 01_fetch.go, …) and writes responses in request order.
+// Handlers return their response, or a deferred one, to the connection
+// (handler.go); only the connection writes its own state.
 //
-// Every handler reaches partitions through one layer, Broker.lookup, which
-// reads the current metadata Image (internal/metadata) to decide whether
-// this broker leads the partition, and finds the partition's log
-// (internal/storage). A single node is simply a broker that leads every
-// partition; the cluster work plugs a replicated metadata store into the
-// same layer.
+// The broker composes three parts it owns: the partition host
+// (internal/partitions), which opens, follows, leads and deletes
+// partitions as metadata images arrive, on its own goroutine; the group
+// coordinators, on the coordinator runtime (internal/coordinator,
+// groups.go); and the handlers, which reach partitions through
+// Broker.lookup on the host's applied image and never open or delete a log.
 //
 // Lock order: docs/ARCHITECTURE.md ("Lock order") has the whole of it;
-// in short Broker.reconMu before partition.rep.mu and Broker.mu, Broker.mu
-// before Broker.connsMu, and no broker lock held while calling metadata.
+// the broker's own locks (connsMu, fetchSessions.mu) are leaves, and no
+// broker lock is held while calling metadata, the host or the runtime.
 package broker
 
 import (
@@ -27,13 +29,14 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/streambus/streambus/internal/config"
+	"github.com/streambus/streambus/internal/coordinator"
 	"github.com/streambus/streambus/internal/metadata"
 	"github.com/streambus/streambus/internal/metrics"
-	"github.com/streambus/streambus/internal/replication"
+	"github.com/streambus/streambus/internal/partitions"
 	"github.com/streambus/streambus/internal/storage"
-	"github.com/streambus/streambus/internal/topicconfig"
 )
 
 // Config configures a Broker. Zero values take the documented defaults.
@@ -132,14 +135,10 @@ type Broker struct {
 	logs *storage.Manager
 	m    *metrics.Metrics
 
+	host          *partitions.Host // the partitions this broker holds
 	fetchSessions *fetchSessions
 	frames        framePool
-	fetcher       *replication.Fetcher // copies partitions this broker follows
-	followerHWs   followerHWs          // high watermarks served from follower partitions (follower_fetch.go)
-	groups        groupCoordinators
-
-	mu    sync.RWMutex
-	parts map[storage.PartitionID]*partition // partitions this broker hosts
+	groups        *coordinator.Runtime[groupRequest, kmsg.Response] // on __consumer_offsets (groups.go)
 
 	connsMu sync.Mutex
 	conns   map[*conn]struct{}
@@ -148,16 +147,6 @@ type Broker struct {
 	closing  atomic.Bool
 	closedCh chan struct{}
 	wg       sync.WaitGroup // every goroutine the broker starts
-	reconMu  sync.Mutex     // serializes reconcile
-}
-
-// partition is a partition hosted here: its log and resolved config.
-type partition struct {
-	id      storage.PartitionID
-	topicID [16]byte
-	log     *storage.Log
-	cfg     atomic.Pointer[topicconfig.Resolved]
-	rep     replicaState // replication role (replication.go)
 }
 
 // New creates a broker over a metadata store and a log manager, and opens
@@ -170,24 +159,21 @@ func New(cfg Config, meta Store, logs *storage.Manager) (*Broker, error) {
 		meta:     meta,
 		logs:     logs,
 		m:        cfg.Metrics,
-		parts:    make(map[storage.PartitionID]*partition),
 		conns:    make(map[*conn]struct{}),
 		closedCh: make(chan struct{}),
 	}
 	b.fetchSessions = newFetchSessions(1000)
-	f, err := replication.NewFetcher(replication.FetcherConfig{
-		NodeID: cfg.NodeID, LocalAddr: cfg.FetcherLocalAddr, Logger: cfg.Logger,
-	})
+	h, err := partitions.New(partitions.Config{
+		NodeID: cfg.NodeID, TopicDefaults: cfg.TopicDefaults, ReplicaLagTime: cfg.ReplicaLagTime,
+		FetcherLocalAddr: cfg.FetcherLocalAddr, Logger: cfg.Logger, Now: cfg.Now,
+	}, meta, logs)
 	if err != nil {
 		return nil, err
 	}
-	b.fetcher = f
-	if err := b.reconcile(); err != nil {
-		return nil, err
-	}
+	b.host = h
+	b.groups = newGroupRuntime(cfg, meta)
 	b.syncCoordinators()
-	b.goFunc(b.watchMetadata)
-	b.goFunc(b.replicationTicker)
+	b.goFunc(b.watchCoordinators)
 	return b, nil
 }
 
@@ -200,32 +186,18 @@ func (b *Broker) goFunc(fn func()) {
 	}()
 }
 
-// reconcileRetry is how soon watchMetadata tries again after reconcile
-// failed for some partitions.
-const reconcileRetry = time.Second
-
-// watchMetadata applies metadata changes to the hosted partitions and
-// tells the metadata store which version this broker now serves. A
-// partition that could not be opened, deleted or configured is logged and
-// retried every reconcileRetry; the version still counts as served, since
-// every other partition is, and one broken partition must not keep a
-// broker fenced or hold every metadata change.
-func (b *Broker) watchMetadata() {
+// watchCoordinators keeps the coordinators in step with the partitions
+// the host has applied: it creates __consumer_offsets when missing and
+// starts or stops a group coordinator for each of its partitions led here.
+func (b *Broker) watchCoordinators() {
 	warned := false
 	for {
-		ch := b.meta.Changes()
-		img := b.meta.Image()
-		var retry <-chan time.Time
-		if err := b.reconcile(); err != nil {
-			b.log.Error("apply metadata", "err", err)
-			retry = time.After(reconcileRetry)
-		}
-		b.meta.Served(img.Version)
+		applied := b.host.Applied()
 		// __consumer_offsets may not be creatable yet (this broker is
 		// fenced until it served its first image; fewer brokers are
 		// registered than offsets.topic.replication.factor): then
 		// FindCoordinator answers COORDINATOR_NOT_AVAILABLE and this
-		// tries again on every metadata change. The first failure while
+		// tries again on every applied image. The first failure while
 		// this broker is unfenced is worth a warning.
 		if cur := b.meta.Image(); cur.Topics[OffsetsTopic] == nil {
 			if err := b.ensureOffsetsTopic(); err != nil {
@@ -240,94 +212,16 @@ func (b *Broker) watchMetadata() {
 		}
 		b.syncCoordinators()
 		select {
-		case <-ch:
-		case <-retry:
+		case <-applied:
 		case <-b.closedCh:
 			return
 		}
 	}
 }
 
-// reconcile makes the hosted partitions match the metadata image: opens
-// logs for new partitions, deletes logs of deleted (or recreated) topics,
-// and applies config changes.
-func (b *Broker) reconcile() error {
-	b.reconMu.Lock()
-	defer b.reconMu.Unlock()
-	img := b.meta.Image()
-	want := make(map[storage.PartitionID]*metadata.Topic)
-	for _, t := range img.Topics {
-		for _, p := range t.Partitions {
-			if containsInt32(p.Replicas, b.cfg.NodeID) {
-				want[storage.PartitionID{Topic: t.Name, Partition: p.Index}] = t
-			}
-		}
-	}
-
-	b.mu.RLock()
-	var stale []*partition
-	for id, p := range b.parts {
-		if t, ok := want[id]; !ok || t.ID != p.topicID {
-			stale = append(stale, p)
-		}
-	}
-	b.mu.RUnlock()
-	var errs []error
-	for _, p := range stale {
-		b.mu.Lock()
-		delete(b.parts, p.id)
-		b.mu.Unlock()
-		b.fetcher.Unfollow(p.id)
-		if err := b.logs.Delete(p.id); err != nil {
-			errs = append(errs, fmt.Errorf("broker: delete partition %s-%d: %w", p.id.Topic, p.id.Partition, err))
-		}
-	}
-	// Logs on disk that no topic claims (a crash between a topic deletion
-	// and its log removal) are removed too.
-	for _, id := range b.logs.Partitions() {
-		if _, ok := want[id]; !ok {
-			if err := b.logs.Delete(id); err != nil {
-				errs = append(errs, fmt.Errorf("broker: delete orphan log %s-%d: %w", id.Topic, id.Partition, err))
-			}
-		}
-	}
-
-	for id, t := range want {
-		res, err := topicconfig.Resolve(t.Configs, b.cfg.TopicDefaults)
-		if err != nil {
-			errs = append(errs, fmt.Errorf("broker: topic %s config: %w", t.Name, err))
-			continue
-		}
-		b.mu.RLock()
-		p := b.parts[id]
-		b.mu.RUnlock()
-		if p != nil {
-			if old := p.cfg.Load(); old == nil || *old != res {
-				p.log.SetConfig(res.Log)
-				p.cfg.Store(&res)
-			}
-			b.reconcileReplication(img, p, t.Partitions[id.Partition])
-			continue
-		}
-		l, err := b.logs.Create(id, res.Log)
-		if err != nil {
-			errs = append(errs, fmt.Errorf("broker: open log %s-%d: %w", id.Topic, id.Partition, err))
-			continue
-		}
-		l.SetConfig(res.Log)
-		p = &partition{id: id, topicID: t.ID, log: l}
-		p.cfg.Store(&res)
-		b.reconcileReplication(img, p, t.Partitions[id.Partition])
-		b.mu.Lock()
-		b.parts[id] = p
-		b.mu.Unlock()
-	}
-	return errors.Join(errs...)
-}
-
-// lookup finds a partition this broker leads, or the Kafka error saying why
-// it cannot serve it.
-func (b *Broker) lookup(img *metadata.Image, topic string, part int32) (*partition, *metadata.Partition, error) {
+// lookup finds a partition this broker leads in img (the host's applied
+// image), or the Kafka error saying why it cannot serve it.
+func (b *Broker) lookup(img *metadata.Image, topic string, part int32) (*partitions.Partition, *metadata.Partition, error) {
 	t := img.Topics[topic]
 	if t == nil || part < 0 || int(part) >= len(t.Partitions) {
 		return nil, nil, kerr.UnknownTopicOrPartition
@@ -339,21 +233,11 @@ func (b *Broker) lookup(img *metadata.Image, topic string, part int32) (*partiti
 		}
 		return nil, mp, kerr.NotLeaderForPartition
 	}
-	id := storage.PartitionID{Topic: topic, Partition: part}
-	b.mu.RLock()
-	p := b.parts[id]
-	b.mu.RUnlock()
-	if p == nil || p.topicID != t.ID {
-		// The metadata changed and reconcile has not caught up yet.
-		if err := b.reconcile(); err != nil {
-			b.log.Warn("reconcile on lookup", "err", err)
-		}
-		b.mu.RLock()
-		p = b.parts[id]
-		b.mu.RUnlock()
-		if p == nil || p.topicID != t.ID {
-			return nil, mp, kerr.UnknownTopicOrPartition
-		}
+	p := b.host.Get(storage.PartitionID{Topic: topic, Partition: part})
+	if p == nil || p.TopicID() != t.ID {
+		// Assigned here, but its log could not be opened (the host
+		// logged why and retries).
+		return nil, mp, kerr.UnknownTopicOrPartition
 	}
 	return p, mp, nil
 }
@@ -409,11 +293,13 @@ func (b *Broker) Shutdown(ctx context.Context) error {
 		c.stopReading()
 	}
 	b.connsMu.Unlock()
-	// Requests held by group coordinators (a JoinGroup waits up to its
-	// rebalance timeout) would hold the shutdown: stopping the runners
-	// closes those connections, and clients find the coordinator again.
-	b.stopCoordinators()
-	b.fetcher.Close()
+	// Closing the host first ends every replication wait (the group
+	// coordinators' included). Requests held by group coordinators (a
+	// JoinGroup waits up to its rebalance timeout) would hold the
+	// shutdown: stopping the coordinators closes those connections, and
+	// clients find the coordinator again.
+	b.host.Close()
+	b.groups.Close()
 
 	done := make(chan struct{})
 	go func() { b.wg.Wait(); close(done) }()

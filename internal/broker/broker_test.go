@@ -411,7 +411,8 @@ func TestEveryAdvertisedKeyHasAHandler(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer cl.Close()
-	for key, rng := range apiRanges {
+	for key, a := range apis {
+		rng := a.versions
 		req := kmsg.RequestForKey(key)
 		req.SetVersion(rng.Max)
 		switch r := req.(type) {

@@ -38,12 +38,14 @@ type conn struct {
 	done     chan struct{} // closed when the connection is torn down
 }
 
-// pending is one request awaiting its response.
+// pending is one request awaiting its response: encoded in out, or, while
+// later is set, still to come from its handler. Only the connection's
+// goroutines touch it.
 type pending struct {
 	corr    int32
 	key     int16
 	start   time.Time
-	ready   chan struct{} // closed when out is set; nil if set already
+	later   *deferred
 	out     reply
 	errCode int16 // for metrics
 }
@@ -85,7 +87,7 @@ func newConn(b *Broker, nc net.Conn) *conn {
 func (c *conn) stopReading() {
 	c.stopOnce.Do(func() {
 		close(c.stopped)
-		c.nc.SetReadDeadline(time.Now())
+		c.nc.SetReadDeadline(c.b.cfg.Now())
 	})
 }
 
@@ -116,7 +118,7 @@ func (c *conn) readLoop() {
 			return
 		default:
 		}
-		c.nc.SetReadDeadline(time.Now().Add(cfg.IdleTimeout))
+		c.nc.SetReadDeadline(cfg.Now().Add(cfg.IdleTimeout))
 		select { // stopReading may have set its deadline before ours
 		case <-c.stopped:
 			return
@@ -128,7 +130,7 @@ func (c *conn) readLoop() {
 			c.logReadErr(err)
 			return
 		}
-		c.nc.SetReadDeadline(time.Now().Add(cfg.RequestReadTimeout))
+		c.nc.SetReadDeadline(cfg.Now().Add(cfg.RequestReadTimeout))
 		size, err := wire.ReadSize(br, cfg.MaxRequestBytes)
 		if err != nil {
 			c.logReadErr(err)
@@ -175,11 +177,11 @@ func (c *conn) logReadErr(err error) {
 	}
 }
 
-// handleFrame decodes a frame and starts its handler. A nil result closes
+// handleFrame decodes a frame and runs its handler. A nil result closes
 // the connection (Kafka's answer to unknown keys, bad versions and
 // malformed requests).
 func (c *conn) handleFrame(frame []byte) *pending {
-	start := time.Now()
+	start := c.b.cfg.Now()
 	req, err := wire.Decode(frame, supportedVersion)
 	if err != nil {
 		if errors.Is(err, wire.ErrUnsupportedVersion) && req.Key == kmsg.ApiVersions.Int16() {
@@ -187,41 +189,60 @@ func (c *conn) handleFrame(frame []byte) *pending {
 			resp := c.b.apiVersions(0)
 			resp.ErrorCode = kerr.UnsupportedVersion.Code
 			p := &pending{corr: req.CorrelationID, key: req.Key, start: start}
-			p.out.frame = wire.AppendResponse(nil, req.CorrelationID, resp)
-			p.errCode = resp.ErrorCode
+			p.out, p.errCode = encode(p.corr, response{msg: resp})
 			return p
 		}
 		c.b.log.Info("closing connection: bad request", "remote", c.addr, "err", err)
 		return nil
 	}
-	p := &pending{corr: req.CorrelationID, key: req.Key, start: start}
-	c.b.dispatch(c, &req, p)
+	rc := &reqContext{host: hostOf(c.addr), arrived: start, gone: c.done}
+	if req.ClientID != nil {
+		rc.clientID = *req.ClientID
+	}
+	res := c.b.dispatch(rc, &req)
+	p := &pending{corr: req.CorrelationID, key: req.Key, start: start, later: res.later}
+	if res.later == nil {
+		// Encoded now: the response may alias the frame buffer.
+		p.out, p.errCode = encode(p.corr, res.now)
+	}
 	return p
 }
 
-// finish sets a pending's response from a kmsg response.
-func (p *pending) finish(resp kmsg.Response) {
-	p.out.frame = wire.AppendResponse(nil, p.corr, resp)
-	p.errCode = firstErrorCode(resp)
+// encode turns a handler's response into what the writer sends, and the
+// error code the requests metric counts.
+func encode(corr int32, r response) (reply, int16) {
+	switch {
+	case r.closeConn:
+		r.release()
+		return reply{closeConn: true}, 0
+	case r.none:
+		return reply{none: true}, 0
+	case r.recs != nil:
+		out := reply{pieces: encodeFetch(corr, r.msg.(*kmsg.FetchResponse), r.recs)}
+		out.keep = append(out.keep, r.release)
+		return out, firstErrorCode(r.msg)
+	}
+	return reply{frame: wire.AppendResponse(nil, corr, r.msg)}, firstErrorCode(r.msg)
 }
 
 func (c *conn) writeLoop() {
 	bw := bufio.NewWriterSize(c.nc, 64<<10)
 	broken := false
 	for p := range c.queue {
-		if p.ready != nil {
+		if d := p.later; d != nil {
 			select {
-			case <-p.ready:
+			case <-d.done:
 			default:
 				// Send what is buffered before waiting on a slow response.
 				if !broken && bw.Flush() != nil {
 					broken = true
 				}
-				<-p.ready
+				<-d.done
 			}
+			p.out, p.errCode = encode(p.corr, d.resp)
 		}
 		if c.b.m != nil {
-			c.b.m.ObserveRequest(p.key, p.errCode, time.Since(p.start))
+			c.b.m.ObserveRequest(p.key, p.errCode, c.b.cfg.Now().Sub(p.start))
 		}
 		if p.out.closeConn && !broken {
 			broken = true

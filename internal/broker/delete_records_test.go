@@ -22,10 +22,8 @@ import (
 
 // hostedLog returns b's log of partition id, or nil.
 func hostedLog(b *Broker, id storage.PartitionID) *storage.Log {
-	b.mu.RLock()
-	defer b.mu.RUnlock()
-	if p := b.parts[id]; p != nil {
-		return p.log
+	if p := b.host.Get(id); p != nil {
+		return p.Log()
 	}
 	return nil
 }

@@ -10,86 +10,14 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/streambus/streambus/internal/metadata"
+	"github.com/streambus/streambus/internal/partitions"
 	"github.com/streambus/streambus/internal/producerstate"
 	"github.com/streambus/streambus/internal/recordbatch"
 	"github.com/streambus/streambus/internal/storage"
-	"github.com/streambus/streambus/internal/wire"
 )
 
 // adminTimeout bounds metadata changes made on a client's behalf.
 const adminTimeout = 30 * time.Second
-
-// dispatch runs the handler of req. Produce, Fetch and DeleteRecords may
-// complete p later (fsync and replica waits, long polls); every other API
-// completes it here.
-func (b *Broker) dispatch(c *conn, req *wire.Request, p *pending) {
-	switch m := req.Msg.(type) {
-	case *kmsg.ProduceRequest:
-		b.handleProduce(c, m, p)
-		return
-	case *kmsg.FetchRequest:
-		b.handleFetch(c, m, p)
-		return
-	case *kmsg.DeleteRecordsRequest:
-		b.handleDeleteRecords(c, m, p)
-		return
-	}
-	who := requester{host: hostOf(c.addr)}
-	if req.ClientID != nil {
-		who.clientID = *req.ClientID
-	}
-	if b.handleGroup(req.Msg, who, p) {
-		return
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), adminTimeout)
-	defer cancel()
-	var resp kmsg.Response
-	switch m := req.Msg.(type) {
-	case *kmsg.ApiVersionsRequest:
-		resp = b.handleApiVersions(m)
-	case *kmsg.MetadataRequest:
-		resp = b.handleMetadata(ctx, m)
-	case *kmsg.ListOffsetsRequest:
-		resp = b.handleListOffsets(m)
-	case *kmsg.CreateTopicsRequest:
-		resp = b.handleCreateTopics(ctx, m)
-	case *kmsg.DeleteTopicsRequest:
-		resp = b.handleDeleteTopics(ctx, m)
-	case *kmsg.InitProducerIDRequest:
-		resp = b.handleInitProducerID(ctx, m)
-	case *kmsg.OffsetForLeaderEpochRequest:
-		resp = b.handleOffsetForLeaderEpoch(m)
-	case *kmsg.DescribeConfigsRequest:
-		resp = b.handleDescribeConfigs(m)
-	case *kmsg.AlterConfigsRequest:
-		resp = b.handleAlterConfigs(ctx, m)
-	case *kmsg.IncrementalAlterConfigsRequest:
-		resp = b.handleIncrementalAlterConfigs(ctx, m)
-	case *kmsg.DescribeLogDirsRequest:
-		resp = b.handleDescribeLogDirs(m)
-	case *kmsg.CreatePartitionsRequest:
-		resp = b.handleCreatePartitions(ctx, m)
-	case *kmsg.DescribeClusterRequest:
-		resp = b.handleDescribeCluster(m)
-	case *kmsg.ElectLeadersRequest:
-		resp = b.handleElectLeaders(ctx, m)
-	case *kmsg.AlterPartitionAssignmentsRequest:
-		resp = b.handleAlterPartitionReassignments(ctx, m)
-	case *kmsg.ListPartitionReassignmentsRequest:
-		resp = b.handleListPartitionReassignments(m)
-	case *kmsg.UnregisterBrokerRequest:
-		resp = b.handleUnregisterBroker(ctx, m)
-	case *kmsg.FindCoordinatorRequest:
-		resp = b.handleFindCoordinator(m)
-	default:
-		// Unreachable while apiRanges lists exactly the handled keys;
-		// TestEveryAdvertisedKeyHasAHandler keeps it so.
-		b.log.Error("no handler", "api", kmsg.NameForKey(req.Key))
-		p.out.closeConn = true
-		return
-	}
-	p.finish(resp)
-}
 
 // errCode is the one place where internal errors become Kafka error codes.
 func errCode(err error) int16 {
@@ -113,7 +41,7 @@ func errCode(err error) int16 {
 		return kerr.RecordListTooLarge.Code
 	case errors.Is(err, recordbatch.ErrCorrupt), errors.Is(err, storage.ErrCorrupt):
 		return kerr.CorruptMessage.Code
-	case errors.Is(err, storage.ErrClosed):
+	case errors.Is(err, partitions.ErrNotLeader), errors.Is(err, storage.ErrClosed):
 		return kerr.NotLeaderForPartition.Code
 	case errors.Is(err, metadata.ErrTopicExists):
 		return kerr.TopicAlreadyExists.Code
@@ -131,7 +59,11 @@ func errCode(err error) int16 {
 		return kerr.InvalidRequest.Code
 	case errors.Is(err, metadata.ErrInvalidConfig):
 		return kerr.InvalidConfig.Code
-	case errors.Is(err, context.DeadlineExceeded):
+	case errors.Is(err, partitions.ErrNotEnoughReplicas):
+		return kerr.NotEnoughReplicas.Code
+	case errors.Is(err, partitions.ErrNotEnoughReplicasAfterAppend):
+		return kerr.NotEnoughReplicasAfterAppend.Code
+	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, partitions.ErrReplicationTimeout):
 		return kerr.RequestTimedOut.Code
 	}
 	return kerr.UnknownServerError.Code

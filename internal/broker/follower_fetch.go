@@ -18,12 +18,8 @@ package broker
 //     NOT_LEADER_OR_FOLLOWER, as in Kafka. Everything else (Produce,
 //     ListOffsets, OffsetForLeaderEpoch) still needs the leader.
 //
-// The follower's high watermark, as consumers see it, never goes back:
-// after a leader change the new leader may report a lower one for a while
-// (it learnt its own as a follower), so the follower keeps the largest it
-// has served per hosted partition (followerHWs), as Kafka's follower keeps
-// its high watermark with maybeUpdateHighWatermark. It goes back only when
-// the log itself was cut below it (an unclean election).
+// The follower's high watermark, as consumers see it, never goes back
+// (partitions.Host.FollowerHighWatermark).
 //
 // A follower serves consumers only while it is in the partition's ISR.
 // Kafka's follower keeps serving when it drops out and relies on the
@@ -37,12 +33,12 @@ package broker
 // followerHWPollInterval.
 
 import (
-	"sync"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
 
 	"github.com/streambus/streambus/internal/metadata"
+	"github.com/streambus/streambus/internal/partitions"
 	"github.com/streambus/streambus/internal/storage"
 )
 
@@ -92,7 +88,7 @@ func inRack(r replicaView, rack string) bool {
 // fetchOffset from clientRack should read from instead of this leader, or
 // -1 when the leader should serve (no selector configured, no rack given,
 // a single-replica partition, or no better replica).
-func (b *Broker) preferredReadReplica(img *metadata.Image, p *partition, clientRack string, fetchOffset int64) int32 {
+func (b *Broker) preferredReadReplica(img *metadata.Image, p *partitions.Partition, clientRack string, fetchOffset int64) int32 {
 	if !b.cfg.RackAwareReplicaSelector || clientRack == "" {
 		return -1
 	}
@@ -102,24 +98,13 @@ func (b *Broker) preferredReadReplica(img *metadata.Image, p *partition, clientR
 	}
 	leader := replicaView{id: b.cfg.NodeID, rack: self.Rack}
 	var candidates []replicaView
-	p.rep.mu.Lock()
-	ls := p.rep.leader
-	if ls == nil {
-		p.rep.mu.Unlock()
-		return -1
-	}
-	for _, id := range ls.ISR() {
-		if id == b.cfg.NodeID {
+	for _, f := range p.InSyncFollowers(b.cfg.NodeID) {
+		br, registered := img.Brokers[f.ID]
+		if !registered || f.End < fetchOffset {
 			continue
 		}
-		br, registered := img.Brokers[id]
-		leo, known := ls.FollowerEnd(id)
-		if !registered || !known || leo < fetchOffset {
-			continue
-		}
-		candidates = append(candidates, replicaView{id: id, rack: br.Rack, leo: leo})
+		candidates = append(candidates, replicaView{id: f.ID, rack: br.Rack, leo: f.End})
 	}
-	p.rep.mu.Unlock()
 	if id := selectRackAware(clientRack, leader, candidates); id != leader.id {
 		return id
 	}
@@ -129,7 +114,7 @@ func (b *Broker) preferredReadReplica(img *metadata.Image, p *partition, clientR
 // lookupFollower finds a partition this broker follows, for a consumer
 // fetch that the leader lookup refused with NOT_LEADER_OR_FOLLOWER: the
 // broker must be one of its replicas, in its ISR, and host its log.
-func (b *Broker) lookupFollower(img *metadata.Image, topic string, mp *metadata.Partition) (*partition, error) {
+func (b *Broker) lookupFollower(img *metadata.Image, topic string, mp *metadata.Partition) (*partitions.Partition, error) {
 	if mp == nil || !containsInt32(mp.Replicas, b.cfg.NodeID) || !containsInt32(mp.ISR, b.cfg.NodeID) {
 		return nil, kerr.NotLeaderForPartition
 	}
@@ -137,70 +122,10 @@ func (b *Broker) lookupFollower(img *metadata.Image, topic string, mp *metadata.
 	if t == nil {
 		return nil, kerr.UnknownTopicOrPartition
 	}
-	id := storage.PartitionID{Topic: topic, Partition: mp.Index}
-	b.mu.RLock()
-	p := b.parts[id]
-	b.mu.RUnlock()
-	if p == nil || p.topicID != t.ID {
-		// Reconcile has not opened the log yet: the client can go to the
-		// leader meanwhile.
+	p := b.host.Get(storage.PartitionID{Topic: topic, Partition: mp.Index})
+	if p == nil || p.TopicID() != t.ID {
+		// The log could not be opened: the client can go to the leader.
 		return nil, kerr.NotLeaderForPartition
 	}
 	return p, nil
-}
-
-// followerHighWatermark is what consumers of follower partition p may read
-// up to: the largest high watermark learnt from a leader that this replica
-// holds durably, never less than before (see the file comment).
-func (b *Broker) followerHighWatermark(p *partition) int64 {
-	durable := p.log.HighWatermark()
-	learnt := int64(-1)
-	if st, ok := b.fetcher.Status(p.id); ok {
-		learnt = st.HighWatermark
-	}
-	return b.followerHWs.advance(p, min(learnt, durable), durable, p.log.LogStartOffset(), b.hosts)
-}
-
-// hosts reports whether p is (still) the hosted instance of its partition.
-func (b *Broker) hosts(p *partition) bool {
-	b.mu.RLock()
-	defer b.mu.RUnlock()
-	return b.parts[p.id] == p
-}
-
-// followerHWs remembers, per hosted follower partition, the largest high
-// watermark served to consumers. The zero value is ready. Its mutex is a
-// leaf but for pruning, which takes Broker.mu (through hosts) under it.
-type followerHWs struct {
-	mu      sync.Mutex
-	hw      map[*partition]int64
-	pruneAt int // prune entries of partitions no longer hosted beyond this size
-}
-
-// advance records candidate (a high watermark learnt from the leader, or
-// less than the log start before the first) for p and returns the high
-// watermark to serve: the largest recorded, at least the log start, at
-// most ceiling (the log's durable end). hosted tells live partitions from
-// deleted ones when the map is pruned.
-func (f *followerHWs) advance(p *partition, candidate, ceiling, logStart int64, hosted func(*partition) bool) int64 {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if f.hw == nil {
-		f.hw = make(map[*partition]int64)
-	}
-	hw, ok := f.hw[p]
-	if !ok {
-		hw = logStart
-		if len(f.hw) >= f.pruneAt {
-			for q := range f.hw {
-				if !hosted(q) {
-					delete(f.hw, q)
-				}
-			}
-			f.pruneAt = 2*len(f.hw) + 64
-		}
-	}
-	hw = max(hw, candidate, logStart)
-	f.hw[p] = hw
-	return min(hw, max(ceiling, logStart))
 }

@@ -1,107 +1,155 @@
 package broker
 
-// Routing of group requests to the coordinator runners (groups.go).
-// Single-group requests (JoinGroup 11, Heartbeat 12, LeaveGroup 13,
+// Routing of the group APIs to the group coordinators, which run on the
+// coordinator runtime (groups.go). The apis table names each API's route:
+// a request naming one group (JoinGroup 11, Heartbeat 12, LeaveGroup 13,
 // SyncGroup 14, OffsetCommit 8, OffsetFetch 9 before v8, OffsetDelete 47,
-// ConsumerGroupHeartbeat 68) go to the runner of their group. Requests that
-// name several groups (OffsetFetch v8+, DescribeGroups 15, DeleteGroups 42,
-// ConsumerGroupDescribe 69) are split by runner and the answers merged;
-// ListGroups 16 asks every runner. A runner that is loading, or that stops
-// while holding a request, answers with COORDINATOR_LOAD_IN_PROGRESS or by
-// closing the connection, respectively, so that clients look again.
+// ConsumerGroupHeartbeat 68) goes to the coordinator of its group; one
+// naming several (OffsetFetch v8+, DescribeGroups 15, DeleteGroups 42,
+// ConsumerGroupDescribe 69) is split by coordinator and the answers merged;
+// ListGroups 16 asks every coordinator here. A coordinator that is loading
+// answers COORDINATOR_LOAD_IN_PROGRESS, one not here NOT_COORDINATOR, and
+// one that stops while holding a request closes its connection, so that
+// clients look again.
 
 import (
+	"errors"
 	"sort"
 	"sync"
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/streambus/streambus/internal/coordinator"
 	"github.com/streambus/streambus/internal/group"
 )
 
-// groupOf names the group of a single-group request.
-func groupOf(req kmsg.Request) (string, bool) {
-	switch r := req.(type) {
-	case *kmsg.JoinGroupRequest:
-		return r.Group, true
-	case *kmsg.HeartbeatRequest:
-		return r.Group, true
-	case *kmsg.LeaveGroupRequest:
-		return r.Group, true
-	case *kmsg.SyncGroupRequest:
-		return r.Group, true
-	case *kmsg.OffsetCommitRequest:
-		return r.Group, true
-	case *kmsg.OffsetFetchRequest:
-		if r.Version < 8 {
-			return r.Group, true
-		}
-	case *kmsg.OffsetDeleteRequest:
-		return r.Group, true
-	case *kmsg.ConsumerGroupHeartbeatRequest:
-		return r.Group, true
+// groupRoute sends a (copied) group request to the coordinators.
+type groupRoute func(b *Broker, rc *reqContext, req kmsg.Request) result
+
+// toGroup is the handler of a group API. The coordinator keeps parts of
+// requests (a member's protocol metadata) after dispatch returns, but
+// decoded bytes alias the pooled frame buffer, which the next request
+// overwrites: it gets a copy.
+func toGroup(route groupRoute) handler {
+	return func(b *Broker, rc *reqContext, req kmsg.Request) result {
+		return route(b, rc, cloneRequest(req))
 	}
-	return "", false
 }
 
-// handleGroup routes a group request; it reports false for other requests.
-func (b *Broker) handleGroup(req kmsg.Request, who requester, p *pending) bool {
-	if !isGroupRequest(req) {
-		return false
+// oneGroup routes requests that name one group.
+func oneGroup[Req kmsg.Request](groupOf func(Req) string) groupRoute {
+	return func(b *Broker, rc *reqContext, req kmsg.Request) result {
+		return b.routeOne(groupOf(req.(Req)), req, rc)
 	}
-	// The coordinator keeps parts of requests (a member's protocol
-	// metadata) after dispatch returns, but decoded bytes alias the pooled
-	// frame buffer, which the next request overwrites: give it a copy.
-	req = cloneRequest(req)
-	if g, ok := groupOf(req); ok {
-		b.routeOne(g, req, who, p)
-		return true
-	}
-	switch r := req.(type) {
-	case *kmsg.OffsetFetchRequest:
-		b.fanOut(req, who, p, splitOffsetFetch(b, r), mergeOffsetFetch)
-	case *kmsg.DescribeGroupsRequest:
-		b.fanOut(req, who, p, splitByGroup(b, r.Groups, func(gs []string) kmsg.Request {
-			c := *r
-			c.Groups = gs
-			return &c
-		}), mergeDescribeGroups)
-	case *kmsg.DeleteGroupsRequest:
-		b.fanOut(req, who, p, splitByGroup(b, r.Groups, func(gs []string) kmsg.Request {
-			c := *r
-			c.Groups = gs
-			return &c
-		}), mergeDeleteGroups)
-	case *kmsg.ConsumerGroupDescribeRequest:
-		b.fanOut(req, who, p, splitByGroup(b, r.Groups, func(gs []string) kmsg.Request {
-			c := *r
-			c.Groups = gs
-			return &c
-		}), mergeConsumerGroupDescribe)
-	case *kmsg.ListGroupsRequest:
-		b.groups.mu.Lock()
-		subs := make(map[*coordRunner]kmsg.Request, len(b.groups.runners))
-		for _, rn := range b.groups.runners {
-			subs[rn] = r
-		}
-		b.groups.mu.Unlock()
-		b.fanOut(req, who, p, subs, mergeListGroups)
-	default:
-		return false
-	}
-	return true
 }
 
-func isGroupRequest(req kmsg.Request) bool {
-	switch req.(type) {
-	case *kmsg.JoinGroupRequest, *kmsg.HeartbeatRequest, *kmsg.LeaveGroupRequest, *kmsg.SyncGroupRequest,
-		*kmsg.OffsetCommitRequest, *kmsg.OffsetFetchRequest, *kmsg.OffsetDeleteRequest,
-		*kmsg.ConsumerGroupHeartbeatRequest, *kmsg.DescribeGroupsRequest, *kmsg.DeleteGroupsRequest,
-		*kmsg.ConsumerGroupDescribeRequest, *kmsg.ListGroupsRequest:
-		return true
+// byGroup routes requests that name several groups: groups lists them,
+// sub makes the request for those at the given indexes, merge adds one
+// coordinator's answer to the whole.
+func byGroup[Req kmsg.Request, Resp kmsg.Response](groups func(Req) []string, sub func(r Req, idx []int) Req, merge func(into, part Resp)) groupRoute {
+	return func(b *Broker, rc *reqContext, req kmsg.Request) result {
+		r := req.(Req)
+		byShard := make(map[int32][]int)
+		for i, g := range groups(r) {
+			s := b.groupShard(g)
+			byShard[s] = append(byShard[s], i)
+		}
+		subs := make(map[int32]kmsg.Request, len(byShard))
+		for s, idx := range byShard {
+			subs[s] = sub(r, idx)
+		}
+		return b.fanOut(req, rc, subs, func(req kmsg.Request, parts []kmsg.Response) kmsg.Response {
+			resp := req.ResponseKind().(Resp)
+			for _, p := range parts {
+				merge(resp, p.(Resp))
+			}
+			return resp
+		})
 	}
-	return false
+}
+
+// pick is the elements of s at idx.
+func pick[T any](s []T, idx []int) []T {
+	out := make([]T, len(idx))
+	for i, j := range idx {
+		out[i] = s[j]
+	}
+	return out
+}
+
+var (
+	describeGroupsRoute = byGroup(
+		func(r *kmsg.DescribeGroupsRequest) []string { return r.Groups },
+		func(r *kmsg.DescribeGroupsRequest, idx []int) *kmsg.DescribeGroupsRequest {
+			c := *r
+			c.Groups = pick(r.Groups, idx)
+			return &c
+		},
+		func(into, part *kmsg.DescribeGroupsResponse) { into.Groups = append(into.Groups, part.Groups...) })
+
+	deleteGroupsRoute = byGroup(
+		func(r *kmsg.DeleteGroupsRequest) []string { return r.Groups },
+		func(r *kmsg.DeleteGroupsRequest, idx []int) *kmsg.DeleteGroupsRequest {
+			c := *r
+			c.Groups = pick(r.Groups, idx)
+			return &c
+		},
+		func(into, part *kmsg.DeleteGroupsResponse) { into.Groups = append(into.Groups, part.Groups...) })
+
+	consumerGroupDescribeRoute = byGroup(
+		func(r *kmsg.ConsumerGroupDescribeRequest) []string { return r.Groups },
+		func(r *kmsg.ConsumerGroupDescribeRequest, idx []int) *kmsg.ConsumerGroupDescribeRequest {
+			c := *r
+			c.Groups = pick(r.Groups, idx)
+			return &c
+		},
+		func(into, part *kmsg.ConsumerGroupDescribeResponse) {
+			into.Groups = append(into.Groups, part.Groups...)
+		})
+
+	offsetFetchGroupsRoute = byGroup(
+		func(r *kmsg.OffsetFetchRequest) []string {
+			gs := make([]string, len(r.Groups))
+			for i, g := range r.Groups {
+				gs[i] = g.Group
+			}
+			return gs
+		},
+		func(r *kmsg.OffsetFetchRequest, idx []int) *kmsg.OffsetFetchRequest {
+			c := *r
+			c.Groups = pick(r.Groups, idx)
+			return &c
+		},
+		func(into, part *kmsg.OffsetFetchResponse) { into.Groups = append(into.Groups, part.Groups...) })
+)
+
+// offsetFetchRoute: OffsetFetch names one group before v8, several from v8.
+func offsetFetchRoute(b *Broker, rc *reqContext, req kmsg.Request) result {
+	if r := req.(*kmsg.OffsetFetchRequest); r.Version < 8 {
+		return b.routeOne(r.Group, req, rc)
+	}
+	return offsetFetchGroupsRoute(b, rc, req)
+}
+
+// listGroupsRoute asks every coordinator here and merges the lists, sorted.
+func listGroupsRoute(b *Broker, rc *reqContext, req kmsg.Request) result {
+	subs := make(map[int32]kmsg.Request)
+	for _, s := range b.groups.Shards() {
+		subs[s] = req
+	}
+	return b.fanOut(req, rc, subs, func(req kmsg.Request, parts []kmsg.Response) kmsg.Response {
+		resp := req.ResponseKind().(*kmsg.ListGroupsResponse)
+		for _, pr := range parts {
+			lr := pr.(*kmsg.ListGroupsResponse)
+			if lr.ErrorCode != 0 && resp.ErrorCode == 0 {
+				resp.ErrorCode = lr.ErrorCode
+			}
+			resp.Groups = append(resp.Groups, lr.Groups...)
+		}
+		sort.Slice(resp.Groups, func(i, j int) bool { return resp.Groups[i].Group < resp.Groups[j].Group })
+		return resp
+	})
 }
 
 // cloneRequest deep-copies a request by encoding and decoding it.
@@ -114,147 +162,65 @@ func cloneRequest(req kmsg.Request) kmsg.Request {
 	return c
 }
 
-// routeOne sends a single-group request to its runner.
-func (b *Broker) routeOne(g string, req kmsg.Request, who requester, p *pending) {
-	rn := b.coordinatorFor(g)
-	if rn == nil {
-		p.finish(groupError(req, kerr.NotCoordinator.Code))
-		return
+// submitCode is the error code answered when the coordinator runtime
+// refuses a request.
+func submitCode(err error) int16 {
+	if errors.Is(err, coordinator.ErrLoading) {
+		return kerr.CoordinatorLoadInProgress.Code
 	}
-	p.ready = make(chan struct{})
-	code, ok := rn.submit(req, who, func(resp kmsg.Response) {
-		if resp == nil {
-			p.out.closeConn = true
-		} else {
-			p.finish(resp)
-		}
-		close(p.ready)
-	})
-	if !ok {
-		p.finish(groupError(req, code))
-		close(p.ready)
-	}
+	return kerr.NotCoordinator.Code
 }
 
-// fanOut sends sub-requests to runners and merges their answers. A runner
-// that cannot take its part contributes an error answer for it.
-func (b *Broker) fanOut(req kmsg.Request, who requester, p *pending, subs map[*coordRunner]kmsg.Request, merge func(kmsg.Request, []kmsg.Response) kmsg.Response) {
-	if len(subs) == 0 {
-		p.finish(merge(req, nil))
-		return
+// routeOne sends a single-group request to its coordinator.
+func (b *Broker) routeOne(g string, req kmsg.Request, rc *reqContext) result {
+	d := newDeferred()
+	err := b.groups.Submit(b.groupShard(g), groupRequest{req, requester{rc.clientID, rc.host}}, func(resp kmsg.Response, ok bool) {
+		if ok {
+			d.answer(resp)
+		} else {
+			d.fail()
+		}
+	})
+	if err != nil {
+		return answer(group.ErrorResponse(req, submitCode(err)))
 	}
-	p.ready = make(chan struct{})
+	return d.result()
+}
+
+// fanOut sends sub-requests to coordinators (by __consumer_offsets
+// partition) and merges their answers. A coordinator that cannot take its
+// part contributes an error answer for it; one that fails closes the
+// connection.
+func (b *Broker) fanOut(req kmsg.Request, rc *reqContext, subs map[int32]kmsg.Request, merge func(kmsg.Request, []kmsg.Response) kmsg.Response) result {
+	if len(subs) == 0 {
+		return answer(merge(req, nil))
+	}
+	d := newDeferred()
 	var mu sync.Mutex
 	resps := make([]kmsg.Response, 0, len(subs))
 	left := len(subs)
-	closeConn := false
-	done := func(resp kmsg.Response) {
+	failed := false
+	done := func(resp kmsg.Response, ok bool) {
 		mu.Lock()
 		defer mu.Unlock()
-		if resp == nil {
-			closeConn = true
+		if !ok {
+			failed = true
 		} else {
 			resps = append(resps, resp)
 		}
 		if left--; left == 0 {
-			if closeConn {
-				p.out.closeConn = true
+			if failed {
+				d.fail()
 			} else {
-				p.finish(merge(req, resps))
+				d.answer(merge(req, resps))
 			}
-			close(p.ready)
 		}
 	}
-	for rn, sub := range subs {
-		if rn == nil {
-			done(groupError(sub, kerr.NotCoordinator.Code))
-			continue
-		}
-		sub := sub
-		if code, ok := rn.submit(sub, who, done); !ok {
-			done(groupError(sub, code))
+	who := requester{rc.clientID, rc.host}
+	for shard, sub := range subs {
+		if err := b.groups.Submit(shard, groupRequest{sub, who}, done); err != nil {
+			done(group.ErrorResponse(sub, submitCode(err)), true)
 		}
 	}
-}
-
-// splitByGroup groups names by runner (nil runner: no coordinator here).
-func splitByGroup(b *Broker, groups []string, mk func([]string) kmsg.Request) map[*coordRunner]kmsg.Request {
-	by := make(map[*coordRunner][]string)
-	for _, g := range groups {
-		rn := b.coordinatorFor(g)
-		by[rn] = append(by[rn], g)
-	}
-	subs := make(map[*coordRunner]kmsg.Request, len(by))
-	for rn, gs := range by {
-		subs[rn] = mk(gs)
-	}
-	return subs
-}
-
-func splitOffsetFetch(b *Broker, r *kmsg.OffsetFetchRequest) map[*coordRunner]kmsg.Request {
-	by := make(map[*coordRunner][]kmsg.OffsetFetchRequestGroup)
-	for _, g := range r.Groups {
-		rn := b.coordinatorFor(g.Group)
-		by[rn] = append(by[rn], g)
-	}
-	subs := make(map[*coordRunner]kmsg.Request, len(by))
-	for rn, gs := range by {
-		c := *r
-		c.Groups = gs
-		subs[rn] = &c
-	}
-	return subs
-}
-
-func mergeOffsetFetch(req kmsg.Request, parts []kmsg.Response) kmsg.Response {
-	resp := req.ResponseKind().(*kmsg.OffsetFetchResponse)
-	for _, pr := range parts {
-		resp.Groups = append(resp.Groups, pr.(*kmsg.OffsetFetchResponse).Groups...)
-	}
-	return resp
-}
-
-func mergeDescribeGroups(req kmsg.Request, parts []kmsg.Response) kmsg.Response {
-	resp := req.ResponseKind().(*kmsg.DescribeGroupsResponse)
-	for _, pr := range parts {
-		resp.Groups = append(resp.Groups, pr.(*kmsg.DescribeGroupsResponse).Groups...)
-	}
-	return resp
-}
-
-func mergeDeleteGroups(req kmsg.Request, parts []kmsg.Response) kmsg.Response {
-	resp := req.ResponseKind().(*kmsg.DeleteGroupsResponse)
-	for _, pr := range parts {
-		resp.Groups = append(resp.Groups, pr.(*kmsg.DeleteGroupsResponse).Groups...)
-	}
-	return resp
-}
-
-func mergeConsumerGroupDescribe(req kmsg.Request, parts []kmsg.Response) kmsg.Response {
-	resp := req.ResponseKind().(*kmsg.ConsumerGroupDescribeResponse)
-	for _, pr := range parts {
-		resp.Groups = append(resp.Groups, pr.(*kmsg.ConsumerGroupDescribeResponse).Groups...)
-	}
-	return resp
-}
-
-func mergeListGroups(req kmsg.Request, parts []kmsg.Response) kmsg.Response {
-	resp := req.ResponseKind().(*kmsg.ListGroupsResponse)
-	for _, pr := range parts {
-		lr := pr.(*kmsg.ListGroupsResponse)
-		if lr.ErrorCode != 0 && resp.ErrorCode == 0 {
-			resp.ErrorCode = lr.ErrorCode
-		}
-		resp.Groups = append(resp.Groups, lr.Groups...)
-	}
-	sort.Slice(resp.Groups, func(i, j int) bool { return resp.Groups[i].Group < resp.Groups[j].Group })
-	return resp
-}
-
-// groupError answers a group request with code (group.ErrorResponse).
-func groupError(req kmsg.Request, code int16) kmsg.Response {
-	if resp := group.ErrorResponse(req, code); resp != nil {
-		return resp
-	}
-	return req.ResponseKind()
+	return d.result()
 }

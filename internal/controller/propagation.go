@@ -10,7 +10,7 @@ package controller
 // not see that moment. So, as KRaft brokers report their metadata offset:
 //
 //   - Each broker reports, in its heartbeat, the state Version it serves
-//     (Store.Served, called by the broker once it reconciled an Image; a
+//     (Store.Served, called by the partition host once it applied an Image; a
 //     Store with Config.ReportServed false reports what it applied). It
 //     heartbeats at once whenever that version moves, so a report follows
 //     a change by one round trip. The controller keeps the reports in

@@ -57,6 +57,9 @@ type FetcherConfig struct {
 	SocketTimeout time.Duration
 	// Logger receives fetcher events. Default: discard.
 	Logger *slog.Logger
+	// Now is the clock: retry times and socket deadlines derive from it.
+	// Default time.Now.
+	Now func() time.Time
 }
 
 // EnsureDefaults fills zero fields with their defaults.
@@ -85,6 +88,9 @@ func (c *FetcherConfig) EnsureDefaults() {
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	if c.Now == nil {
+		c.Now = time.Now
 	}
 }
 

@@ -137,7 +137,7 @@ func (s *source) run() {
 	defer s.closeConn()
 	failures := 0
 	for {
-		req, wait := s.buildFetch(time.Now())
+		req, wait := s.buildFetch(s.f.cfg.Now())
 		if req == nil {
 			if !s.sleep(wait) {
 				return
@@ -264,7 +264,7 @@ func (s *source) failAll(err error) {
 func (s *source) backoffLocked(p *part, err error) {
 	p.failures++
 	p.err = err
-	p.retryAt = time.Now().Add(s.f.cfg.backoffFor(p.failures))
+	p.retryAt = s.f.cfg.Now().Add(s.f.cfg.backoffFor(p.failures))
 }
 
 // apply handles a fetch response partition by partition.
@@ -361,7 +361,7 @@ func (s *source) applyPartition(id storage.PartitionID, rp *kmsg.FetchResponseTo
 		// failover path.
 		p.failures++
 		p.paused, p.err = true, fmt.Errorf("replication: %v from %d: %w (%w)", id, s.leader.ID, err, errPaused)
-		p.retryAt = time.Now().Add(min(s.f.cfg.LeaderRetry<<min(p.failures-1, 10), s.f.cfg.Backoff))
+		p.retryAt = s.f.cfg.Now().Add(min(s.f.cfg.LeaderRetry<<min(p.failures-1, 10), s.f.cfg.Backoff))
 		return nil, nil
 	case errors.Is(err, kerr.OffsetOutOfRange):
 		return nil, p
@@ -522,7 +522,7 @@ func (s *source) roundTrip(req kmsg.Request, resp kmsg.Response) error {
 	}
 	cfg := &s.f.cfg
 	s.corrID++
-	conn.SetDeadline(time.Now().Add(cfg.SocketTimeout + cfg.MaxWait))
+	conn.SetDeadline(cfg.Now().Add(cfg.SocketTimeout + cfg.MaxWait))
 	frame := appendRequest(nil, req, s.corrID, cfg.ClientID)
 	if _, err := conn.Write(frame); err != nil {
 		s.closeConn()
