@@ -8,10 +8,11 @@
 //
 // # Driving it
 //
-// One goroutine owns a Coordinator per __consumer_offsets partition it
-// leads. For every group request routed to that partition (FindCoordinator:
-// partition = abs(javaHashCode(group)) % partitions, as Kafka) it calls Step
-// with a fresh ReplyTo. Each Output must be handled in order:
+// One goroutine of the coordinator runtime (internal/coordinator) owns a
+// Coordinator per __consumer_offsets partition the broker leads. For
+// every group request routed to that partition (FindCoordinator:
+// partition = abs(javaHashCode(group)) % partitions, as Kafka) it calls
+// Step with a fresh ReplyTo. Each Output must be handled in order:
 //
 //  1. append Output.Records to the partition durably (they are Kafka's
 //     record format, below);

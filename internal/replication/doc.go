@@ -5,14 +5,15 @@
 // # Leader side (leader.go)
 //
 // LeaderState is a deterministic state machine per led partition, with no
-// I/O, clock or goroutine: the broker feeds it the leader's own end
-// (SetLeaderEnd: the log end offset, or the durable offset in FlushOnAck
-// mode), each follower fetch (FollowerFetched: replica ID and fetch
-// offset, which is the follower's log end offset), time (Tick) and the
-// controller's answers (ApplyAssignment, ProposalFailed). It returns an
-// Update: the high watermark, whether it advanced, and at most one ISR
-// proposal in flight (Kafka's AlterPartition), which is not applied
-// locally until the controller confirms it.
+// I/O, clock or goroutine: the partition host (internal/partitions) feeds
+// it the leader's own end (SetLeaderEnd: the log end offset, or the
+// durable offset in FlushOnAck mode), each follower fetch
+// (FollowerFetched: replica ID and fetch offset, which is the follower's
+// log end offset), time (Tick) and the controller's answers
+// (ApplyAssignment, ProposalFailed). It returns an Update: the high
+// watermark, whether it advanced, and at most one ISR proposal in flight
+// (Kafka's AlterPartition), which is not applied locally until the
+// controller confirms it.
 //
 //   - High watermark = min(leader end, log end offsets of the maximal ISR:
 //     the confirmed ISR plus members a pending proposal adds; a pending
@@ -30,7 +31,7 @@
 //     (NOT_ENOUGH_REPLICAS); Satisfied tells an appended request waiting
 //     for the high watermark to cover it when it may be answered, with
 //     NOT_ENOUGH_REPLICAS_AFTER_APPEND if the ISR shrank below the minimum
-//     meanwhile (the broker's waitReplicated).
+//     meanwhile (partitions.Host.WaitReplicated).
 //   - Each fetch also reports the follower's log start offset.
 //     LowWatermark (Kafka's lowWatermarkIfLeader) is the smallest log
 //     start over the leader and the followers on live brokers; a

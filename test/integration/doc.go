@@ -67,6 +67,9 @@
 //     CreatePartitions, AlterConfigs and DeleteTopics seen by every broker
 //     at once; 20 concurrent auto-creations; fresh Metadata after a pause
 //     and a restart; a dead broker does not hold answers.
+//   - cluster_host_test.go: a broker opens and deletes the logs of a topic
+//     created and deleted through another broker with no request reaching
+//     it (its partition host follows metadata images).
 //   - cluster_perf_test.go, cluster_ryw_perf_test.go: failover time and the
 //     cost of read-your-writes, only with STREAMBUS_FAILOVER_PERF=1 and
 //     STREAMBUS_RYW_PERF=1.
