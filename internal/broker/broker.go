@@ -132,7 +132,6 @@ type Broker struct {
 	cfg  Config
 	log  *slog.Logger
 	meta Store
-	logs *storage.Manager
 	m    *metrics.Metrics
 
 	host          *partitions.Host // the partitions this broker holds
@@ -149,15 +148,16 @@ type Broker struct {
 	wg       sync.WaitGroup // every goroutine the broker starts
 }
 
-// New creates a broker over a metadata store and a log manager, and opens
-// the logs of every partition the metadata assigns to it.
+// New creates a broker over a metadata store and a log manager: its
+// partition host opens the logs of every partition the metadata assigns
+// to this broker before New returns, and the group coordinators of the
+// __consumer_offsets partitions it leads start loading.
 func New(cfg Config, meta Store, logs *storage.Manager) (*Broker, error) {
 	cfg.ensureDefaults()
 	b := &Broker{
 		cfg:      cfg,
 		log:      cfg.Logger,
 		meta:     meta,
-		logs:     logs,
 		m:        cfg.Metrics,
 		conns:    make(map[*conn]struct{}),
 		closedCh: make(chan struct{}),

@@ -400,8 +400,9 @@ func TestIncrementalFetchSessions(t *testing.T) {
 }
 
 // TestEveryAdvertisedKeyHasAHandler sends a default request of every
-// advertised API at its highest version and expects an answer (dispatch
-// closes the connection for a key without a handler).
+// advertised API at its highest version and expects an answer: a handler
+// that failed its deferred response closes the connection, one that
+// panics stops the test binary.
 func TestEveryAdvertisedKeyHasAHandler(t *testing.T) {
 	tb := startBroker(t, t.TempDir(), nil)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
