@@ -33,6 +33,7 @@ for rep in $(seq "$REPS"); do
 		"$OUT/streambus-cli" -b $B bench --topic lat --mode produce --rate 5000 --linger 0 --duration 2s >/dev/null 2>&1
 		"$OUT/streambus-cli" -b $B bench --topic lat --mode produce --rate 5000 --linger 0 --duration 10s --json 2>/dev/null >"$OUT/lat.json"
 		scripts/dev-cluster.sh stop >/dev/null
+		rm -rf "$CLUSTER_DIR" # several GB per run
 		python3 - "$rf" "$rep" "$OUT/tp.json" "$OUT/lat.json" >>"$OUT/results.jsonl" <<'PY'
 import json, sys
 rf, rep, tp, lat = sys.argv[1:]
