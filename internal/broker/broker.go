@@ -18,6 +18,7 @@
 package broker
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -47,9 +48,20 @@ type Config struct {
 	AdvertisedHost string
 	AdvertisedPort int32
 
-	MaxRequestBytes    int32         // socket.request.max.bytes; default 100 MiB
-	IdleTimeout        time.Duration // connections.max.idle.ms; default 10 min
-	RequestReadTimeout time.Duration // time allowed to receive one request once its size arrived; default 30 s
+	MaxRequestBytes int32         // socket.request.max.bytes; default 100 MiB
+	IdleTimeout     time.Duration // connections.max.idle.ms; default 10 min
+
+	// MaxConnections is max.connections: at the limit the broker stops
+	// accepting until a connection closes. ≤ 0: no limit (the default).
+	MaxConnections int
+	// MaxConnectionsPerIP is max.connections.per.ip: a connection from an
+	// address at the limit is closed at once. ≤ 0: no limit (the default).
+	MaxConnectionsPerIP int
+	// MaxConnectionsPerIPOverrides are per-address limits replacing
+	// MaxConnectionsPerIP (max.connections.per.ip.overrides, hosts
+	// resolved to IPs); 0 refuses every connection from that address.
+	MaxConnectionsPerIPOverrides map[string]int
+	RequestReadTimeout           time.Duration // time allowed to receive one request once its size arrived; default 30 s
 
 	AutoCreateTopics  bool  // auto.create.topics.enable
 	NumPartitions     int32 // num.partitions; default 1
@@ -135,8 +147,11 @@ type Broker struct {
 	m    *metrics.Metrics
 
 	host          *partitions.Host // the partitions this broker holds
+	limits        *connLimits
 	fetchSessions *fetchSessions
 	frames        framePool
+	readers       sync.Pool                                         // *bufio.Reader of ioBufferSize, held by connections mid-request
+	writers       sync.Pool                                         // *bufio.Writer of ioBufferSize, held by running connection writers
 	groups        *coordinator.Runtime[groupRequest, kmsg.Response] // on __consumer_offsets (groups.go)
 
 	connsMu sync.Mutex
@@ -163,6 +178,9 @@ func New(cfg Config, meta Store, logs *storage.Manager) (*Broker, error) {
 		closedCh: make(chan struct{}),
 	}
 	b.fetchSessions = newFetchSessions(1000)
+	b.limits = newConnLimits(cfg.MaxConnections, cfg.MaxConnectionsPerIP, cfg.MaxConnectionsPerIPOverrides)
+	b.readers.New = func() any { return bufio.NewReaderSize(nil, ioBufferSize) }
+	b.writers.New = func() any { return bufio.NewWriterSize(nil, ioBufferSize) }
 	h, err := partitions.New(partitions.Config{
 		NodeID: cfg.NodeID, TopicDefaults: cfg.TopicDefaults, ReplicaLagTime: cfg.ReplicaLagTime,
 		FetcherLocalAddr: cfg.FetcherLocalAddr, Logger: cfg.Logger, Now: cfg.Now,
@@ -242,8 +260,19 @@ func (b *Broker) lookup(img *metadata.Image, topic string, part int32) (*partiti
 	return p, mp, nil
 }
 
-// Serve accepts connections on ln until Shutdown. It returns nil after
-// Shutdown, or the accept error.
+// Accept backoff after a failed accept (out of file descriptors, a
+// connection aborted before it was accepted, …), doubling up to the
+// maximum, as Go's net/http server does.
+const (
+	acceptBackoffMin = 5 * time.Millisecond
+	acceptBackoffMax = time.Second
+)
+
+// Serve accepts connections on ln until Shutdown, within the connection
+// limits (connlimit.go). It returns nil after Shutdown, or an error once
+// ln is closed by someone else. Other accept errors (EMFILE, ENFILE,
+// ECONNABORTED, …) are logged and retried after a backoff: running out of
+// descriptors for a while must not stop the broker.
 func (b *Broker) Serve(ln net.Listener) error {
 	b.connsMu.Lock()
 	if b.closing.Load() {
@@ -252,23 +281,45 @@ func (b *Broker) Serve(ln net.Listener) error {
 	}
 	b.lns = append(b.lns, ln)
 	b.connsMu.Unlock()
+	var backoff time.Duration
 	for {
+		if !b.limits.waitRoom(b.closedCh) {
+			return nil
+		}
 		nc, err := ln.Accept()
 		if err != nil {
 			if b.closing.Load() {
 				return nil
 			}
-			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() {
-				time.Sleep(10 * time.Millisecond)
-				continue
+			if errors.Is(err, net.ErrClosed) {
+				return fmt.Errorf("broker: accept: %w", err)
 			}
-			return fmt.Errorf("broker: accept: %w", err)
+			backoff = min(max(2*backoff, acceptBackoffMin), acceptBackoffMax)
+			b.log.Warn("accept failed; retrying", "err", err, "backoff", backoff)
+			if b.m != nil {
+				b.m.AcceptFailed()
+			}
+			select {
+			case <-time.After(backoff):
+			case <-b.closedCh:
+				return nil
+			}
+			continue
 		}
+		backoff = 0
 		c := newConn(b, nc)
+		if !b.limits.admit(c.ip) {
+			b.log.Debug("connection refused: max.connections.per.ip", "remote", c.addr)
+			if b.m != nil {
+				b.m.ConnRefused()
+			}
+			nc.Close()
+			continue
+		}
 		b.connsMu.Lock()
 		if b.closing.Load() {
 			b.connsMu.Unlock()
+			b.limits.release(c.ip)
 			nc.Close()
 			return nil
 		}
@@ -321,6 +372,7 @@ func (b *Broker) forgetConn(c *conn) {
 	b.connsMu.Lock()
 	delete(b.conns, c)
 	b.connsMu.Unlock()
+	b.limits.release(c.ip)
 }
 
 // Ready reports whether the broker has started and is not shutting down.

@@ -20,22 +20,62 @@ import (
 // reader stops reading (backpressure on pipelining clients).
 const maxInFlight = 64
 
+// ioBufferSize is the size of the pooled read and write buffers a
+// connection holds while it has a request or response in progress.
+const ioBufferSize = 64 << 10
+
 // conn is one client connection. Its reader goroutine decodes requests and
 // runs each handler's synchronous part in arrival order (so that appends
 // from one connection keep their order, which idempotent producers rely
 // on); slow parts (fsync waits, fetch long-polls) complete asynchronously.
-// Its writer goroutine writes responses in request order.
+// A writer goroutine, started when a response is queued and gone once the
+// queue is empty, writes responses in request order.
+//
+// An idle connection holds no buffer and no writer: the reader waits for
+// the next request's first bytes in a 4-byte array, and takes a pooled
+// read buffer only until the bytes it buffered are consumed; the writer
+// takes a pooled write buffer for as long as it runs. So an idle
+// connection costs its reader goroutine and the socket.
 type conn struct {
 	b    *Broker
 	nc   net.Conn
 	raw  syscall.RawConn // for sendfile; nil when the conn is not plain TCP
 	addr string
+	ip   string // remote IP, for max.connections.per.ip
 
-	queue chan *pending
+	// Reader state, owned by the reader goroutine.
+	first [4]byte       // the first bytes of a request, read while idle
+	pre   prefixReader  // first, then the socket
+	br    *bufio.Reader // pooled; nil while idle
+
+	slots chan struct{} // one per queued request, capacity maxInFlight
+
+	mu      sync.Mutex
+	queue   []*pending // responses to write, in request order
+	writing bool       // a writer goroutine runs
+	idle    sync.Cond  // on mu: signalled when the writer exits
+
+	broken bool // the socket failed or must close; owned by the (one) running writer
 
 	stopOnce sync.Once
 	stopped  chan struct{} // closed when the reader must stop
-	done     chan struct{} // closed when the connection is torn down
+	goneOnce sync.Once
+	gone     chan struct{} // closed once the client can no longer be answered
+}
+
+// prefixReader reads pre, then r.
+type prefixReader struct {
+	pre []byte
+	r   io.Reader
+}
+
+func (p *prefixReader) Read(b []byte) (int, error) {
+	if len(p.pre) > 0 {
+		n := copy(b, p.pre)
+		p.pre = p.pre[n:]
+		return n, nil
+	}
+	return p.r.Read(b)
 }
 
 // pending is one request awaiting its response: encoded in out, or, while
@@ -70,10 +110,13 @@ func newConn(b *Broker, nc net.Conn) *conn {
 		b:       b,
 		nc:      nc,
 		addr:    nc.RemoteAddr().String(),
-		queue:   make(chan *pending, maxInFlight),
+		slots:   make(chan struct{}, maxInFlight),
 		stopped: make(chan struct{}),
-		done:    make(chan struct{}),
+		gone:    make(chan struct{}),
 	}
+	c.ip = ipOf(c.addr)
+	c.pre.r = nc
+	c.idle.L = &c.mu
 	if tc, ok := nc.(*net.TCPConn); ok {
 		if raw, err := tc.SyscallConn(); err == nil {
 			c.raw = raw
@@ -91,26 +134,64 @@ func (c *conn) stopReading() {
 	})
 }
 
+// markGone tells deferred handlers that nobody waits for their answers.
+func (c *conn) markGone() {
+	c.goneOnce.Do(func() { close(c.gone) })
+}
+
 func (c *conn) serve() {
 	if c.b.m != nil {
 		c.b.m.ConnOpened()
 		defer c.b.m.ConnClosed()
 	}
-	writerDone := make(chan struct{})
-	go func() {
-		defer close(writerDone)
-		c.writeLoop()
-	}()
 	c.readLoop()
-	close(c.queue)
-	<-writerDone
-	close(c.done)
+	c.releaseReader()
+	c.mu.Lock()
+	for c.writing {
+		c.idle.Wait()
+	}
+	c.mu.Unlock()
+	c.markGone()
 	c.nc.Close()
 	c.b.forgetConn(c)
 }
 
+// releaseReader returns the read buffer to the pool.
+func (c *conn) releaseReader() {
+	if c.br != nil {
+		c.br.Reset(nil)
+		c.b.readers.Put(c.br)
+		c.br = nil
+	}
+}
+
+// awaitRequest waits, holding no buffer, for the first bytes of the next
+// request (up to connections.max.idle.ms), then takes a read buffer that
+// yields them first.
+func (c *conn) awaitRequest() error {
+	cfg := &c.b.cfg
+	c.releaseReader()
+	c.nc.SetReadDeadline(cfg.Now().Add(cfg.IdleTimeout))
+	select { // stopReading may have set its deadline before ours
+	case <-c.stopped:
+		return net.ErrClosed
+	default:
+	}
+	for {
+		n, err := c.nc.Read(c.first[:])
+		if n > 0 {
+			c.pre.pre = c.first[:n]
+			c.br = c.b.readers.Get().(*bufio.Reader)
+			c.br.Reset(&c.pre)
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+	}
+}
+
 func (c *conn) readLoop() {
-	br := bufio.NewReaderSize(c.nc, 64<<10)
 	cfg := &c.b.cfg
 	for {
 		select {
@@ -118,32 +199,29 @@ func (c *conn) readLoop() {
 			return
 		default:
 		}
-		c.nc.SetReadDeadline(cfg.Now().Add(cfg.IdleTimeout))
-		select { // stopReading may have set its deadline before ours
-		case <-c.stopped:
-			return
-		default:
-		}
 		// Idle until the first byte of a request; from then on the whole
 		// request, size included, must arrive within the read timeout.
-		if _, err := br.Peek(1); err != nil {
-			c.logReadErr(err)
-			return
+		if c.br == nil || c.br.Buffered() == 0 {
+			if err := c.awaitRequest(); err != nil {
+				c.readFailed(err)
+				return
+			}
 		}
 		c.nc.SetReadDeadline(cfg.Now().Add(cfg.RequestReadTimeout))
-		size, err := wire.ReadSize(br, cfg.MaxRequestBytes)
+		size, err := wire.ReadSize(c.br, cfg.MaxRequestBytes)
 		if err != nil {
-			c.logReadErr(err)
+			c.readFailed(err)
 			return
 		}
 		// Frame buffers are pooled: handlers are done with the request's
-		// bytes when dispatch returns (appends copy records into the log;
-		// kmsg copies strings), and a fresh multi-MiB buffer would cost a
-		// page-zeroing pass per request.
+		// bytes when they return (appends copy records into the log;
+		// kmsg copies strings; immediate responses are encoded at once),
+		// and a fresh multi-MiB buffer would cost a page-zeroing pass per
+		// request.
 		frame := c.b.frames.get(int(size))
-		if _, err := io.ReadFull(br, frame); err != nil {
+		if _, err := io.ReadFull(c.br, frame); err != nil {
 			c.b.frames.put(frame)
-			c.logReadErr(err)
+			c.readFailed(err)
 			return
 		}
 		if c.b.m != nil {
@@ -152,13 +230,36 @@ func (c *conn) readLoop() {
 		p := c.handleFrame(frame)
 		c.b.frames.put(frame)
 		if p == nil {
+			c.markGone()
 			return
 		}
-		select {
-		case c.queue <- p:
-		case <-c.done:
-			return
-		}
+		// A full queue drains even on a broken connection: the writer
+		// still completes every response (releasing what it holds).
+		c.slots <- struct{}{}
+		c.enqueue(p)
+	}
+}
+
+// readFailed logs why the reader stops; unless the broker asked it to,
+// the client is gone.
+func (c *conn) readFailed(err error) {
+	select {
+	case <-c.stopped:
+	default:
+		c.markGone()
+	}
+	c.logReadErr(err)
+}
+
+// enqueue queues p for the writer, starting one if none runs.
+func (c *conn) enqueue(p *pending) {
+	c.mu.Lock()
+	c.queue = append(c.queue, p)
+	start := !c.writing
+	c.writing = true
+	c.mu.Unlock()
+	if start {
+		go c.writeLoop()
 	}
 }
 
@@ -195,7 +296,7 @@ func (c *conn) handleFrame(frame []byte) *pending {
 		c.b.log.Info("closing connection: bad request", "remote", c.addr, "err", err)
 		return nil
 	}
-	rc := &reqContext{host: hostOf(c.addr), arrived: start, gone: c.done}
+	rc := &reqContext{host: hostOf(c.addr), arrived: start, gone: c.gone}
 	if req.ClientID != nil {
 		rc.clientID = *req.ClientID
 	}
@@ -225,60 +326,99 @@ func encode(corr int32, r response) (reply, int16) {
 	return reply{frame: wire.AppendResponse(nil, corr, r.msg)}, firstErrorCode(r.msg)
 }
 
+// writeLoop writes queued responses in order and exits once the queue is
+// empty and everything written is flushed.
 func (c *conn) writeLoop() {
-	bw := bufio.NewWriterSize(c.nc, 64<<10)
-	broken := false
-	for p := range c.queue {
-		if d := p.later; d != nil {
-			select {
-			case <-d.done:
-			default:
-				// Send what is buffered before waiting on a slow response.
-				if !broken && bw.Flush() != nil {
-					broken = true
-				}
-				<-d.done
+	bw := c.b.writers.Get().(*bufio.Writer)
+	bw.Reset(c.nc)
+	defer func() {
+		bw.Reset(nil)
+		c.b.writers.Put(bw)
+	}()
+	for {
+		c.mu.Lock()
+		if len(c.queue) == 0 {
+			if c.broken || bw.Buffered() == 0 {
+				c.writing = false
+				c.idle.Broadcast()
+				c.mu.Unlock()
+				return
 			}
-			p.out, p.errCode = encode(p.corr, d.resp)
+			c.mu.Unlock()
+			c.flush(bw)
+			continue
 		}
-		if c.b.m != nil {
-			c.b.m.ObserveRequest(p.key, p.errCode, c.b.cfg.Now().Sub(p.start))
+		p := c.queue[0]
+		c.queue[0] = nil
+		c.queue = c.queue[1:]
+		more := len(c.queue) > 0
+		c.mu.Unlock()
+		<-c.slots
+		c.writeOne(bw, p, more)
+	}
+}
+
+// writeOne waits for p's response if it is deferred, then writes it,
+// flushing unless more responses are queued behind it.
+func (c *conn) writeOne(bw *bufio.Writer, p *pending, more bool) {
+	if d := p.later; d != nil {
+		select {
+		case <-d.done:
+		default:
+			// Send what is buffered before waiting on a slow response.
+			if bw.Buffered() > 0 {
+				c.flush(bw)
+			}
+			<-d.done
 		}
-		if p.out.closeConn && !broken {
-			broken = true
-			bw.Flush()
-			c.stopReading()
-			c.nc.Close()
-		}
-		if !broken && !p.out.none {
-			n, err := c.write(bw, &p.out)
-			if err == nil && len(c.queue) == 0 {
-				err = bw.Flush()
-			}
-			if err != nil {
-				broken = true
-				c.stopReading()
-				c.nc.Close()
-			}
-			if c.b.m != nil {
-				c.b.m.AddBytesOut(n)
-			}
-		} else if !broken && len(c.queue) == 0 && bw.Buffered() > 0 {
-			// An acks=0 produce has no answer: send the answers buffered
-			// before it, which would otherwise wait for the next request.
-			if bw.Flush() != nil {
-				broken = true
-				c.stopReading()
-				c.nc.Close()
-			}
-		}
+		p.out, p.errCode = encode(p.corr, d.resp)
+	}
+	if c.b.m != nil {
+		c.b.m.ObserveRequest(p.key, p.errCode, c.b.cfg.Now().Sub(p.start))
+	}
+	defer func() {
 		for _, f := range p.out.keep {
 			f()
 		}
+	}()
+	switch {
+	case c.broken:
+	case p.out.closeConn:
+		c.flush(bw)
+		c.fail()
+	case p.out.none:
+		// An acks=0 produce has no answer: send the answers buffered
+		// before it, which would otherwise wait for the next request.
+		if !more && bw.Buffered() > 0 {
+			c.flush(bw)
+		}
+	default:
+		n, err := c.write(bw, &p.out)
+		if c.b.m != nil {
+			c.b.m.AddBytesOut(n)
+		}
+		if err != nil {
+			c.fail()
+		} else if !more {
+			c.flush(bw)
+		}
 	}
-	if !broken {
-		bw.Flush()
+}
+
+// flush sends what bw holds; a failure breaks the connection.
+func (c *conn) flush(bw *bufio.Writer) {
+	if !c.broken && bw.Flush() != nil {
+		c.fail()
 	}
+}
+
+// fail stops the connection after a write failed or a response could not
+// be given: nothing more is read or written.
+func (c *conn) fail() {
+	c.broken = true
+	c.markGone()
+	c.stopReading()
+	c.nc.Close()
 }
 
 func (c *conn) write(bw *bufio.Writer, r *reply) (int, error) {

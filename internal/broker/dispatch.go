@@ -148,6 +148,14 @@ func firstErrorCode(resp kmsg.Response) int16 {
 	return 0
 }
 
+// ipOf is the host part of a remote address.
+func ipOf(addr string) string {
+	if h, _, err := net.SplitHostPort(addr); err == nil {
+		return h
+	}
+	return addr
+}
+
 // hostOf is the host part of a remote address, as Kafka shows client hosts.
 func hostOf(addr string) string {
 	if h, _, err := net.SplitHostPort(addr); err == nil {

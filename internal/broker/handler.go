@@ -25,7 +25,7 @@ type reqContext struct {
 	clientID string          // the request header's client ID ("" when null)
 	host     string          // the client's host as Kafka shows it ("/127.0.0.1")
 	arrived  time.Time       // from the broker clock; request timeouts count from here
-	gone     <-chan struct{} // closed once the connection is torn down: nobody waits for the answer
+	gone     <-chan struct{} // closed once the client can no longer be answered (it closed, or a write failed)
 }
 
 // response is a handler's answer.

@@ -71,7 +71,13 @@ type Config struct {
 
 	SocketRequestMaxBytes int32         // socket.request.max.bytes, default 104857600
 	ConnectionsMaxIdle    time.Duration // connections.max.idle.ms, default 600000
-	RequestReadTimeout    time.Duration // socket.request.read.timeout.ms, default 30000: a request half-sent for longer is dropped
+
+	MaxConnections      int32 // max.connections, default 2147483647: at the limit, accepting pauses
+	MaxConnectionsPerIP int32 // max.connections.per.ip, default 2147483647: beyond it, new connections are closed
+	// MaxConnectionsPerIPOverrides is max.connections.per.ip.overrides:
+	// "host:N,host:N" (ParseConnectionOverrides), default empty.
+	MaxConnectionsPerIPOverrides string
+	RequestReadTimeout           time.Duration // socket.request.read.timeout.ms, default 30000: a request half-sent for longer is dropped
 
 	FlushMode     FlushMode     // log.flush.mode, default "ack"
 	FlushInterval time.Duration // log.flush.interval.ms, default 1000 (used with log.flush.mode=interval)

@@ -443,3 +443,19 @@ func TestVoters(t *testing.T) {
 		}
 	}
 }
+
+func TestParseConnectionOverrides(t *testing.T) {
+	got, err := ParseConnectionOverrides(" 127.0.0.1:5, broker.example:0 ,::1:7,[fe80::1]:2,")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]int{"127.0.0.1": 5, "broker.example": 0, "::1": 7, "fe80::1": 2}
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("got %v, want %v", got, want)
+	}
+	for _, bad := range []string{"127.0.0.1", ":5", "h:-1", "h:x", "h:1,h:2", "h:99999999999"} {
+		if _, err := ParseConnectionOverrides(bad); err == nil {
+			t.Errorf("%q accepted", bad)
+		}
+	}
+}

@@ -36,6 +36,8 @@ func Default() Config {
 		DefaultReplicationFactor:  1,
 		SocketRequestMaxBytes:     104857600,
 		ConnectionsMaxIdle:        600000 * time.Millisecond,
+		MaxConnections:            math.MaxInt32,
+		MaxConnectionsPerIP:       math.MaxInt32,
 		RequestReadTimeout:        30000 * time.Millisecond,
 		FlushMode:                 FlushOnAck,
 		FlushInterval:             1000 * time.Millisecond,

@@ -340,6 +340,26 @@ func buildSettings() []setting {
 			1, math.MaxInt32, func(c *Config) *int32 { return &c.SocketRequestMaxBytes }),
 		msSetting("connections.max.idle.ms", "Idle connections are closed after this long.",
 			1, func(c *Config) *time.Duration { return &c.ConnectionsMaxIdle }),
+		intSetting("max.connections", "", "Client connections open at once; at the limit the broker stops accepting until one closes.",
+			1, math.MaxInt32, func(c *Config) *int32 { return &c.MaxConnections }),
+		intSetting("max.connections.per.ip", "", "Client connections open at once from one IP address; beyond it new connections are closed at once.",
+			1, math.MaxInt32, func(c *Config) *int32 { return &c.MaxConnectionsPerIP }),
+		{
+			key: "max.connections.per.ip.overrides", arg: "LIST", typ: kmsg.ConfigTypeString,
+			doc: "Per-address exceptions to max.connections.per.ip: host:N,host:N (a host name or IP; 0 refuses every connection from it).",
+			set: func(c *Config, v string) error {
+				if _, err := ParseConnectionOverrides(v); err != nil {
+					return err
+				}
+				c.MaxConnectionsPerIPOverrides = strings.TrimSpace(v)
+				return nil
+			},
+			get: func(c *Config) string { return c.MaxConnectionsPerIPOverrides },
+			check: func(c *Config) error {
+				_, err := ParseConnectionOverrides(c.MaxConnectionsPerIPOverrides)
+				return err
+			},
+		},
 		msSetting("socket.request.read.timeout.ms", "A request half-received for longer than this closes the connection.",
 			1, func(c *Config) *time.Duration { return &c.RequestReadTimeout }),
 		{
@@ -536,4 +556,32 @@ func sortedVoterIDs(m map[int32]string) []int32 {
 	}
 	sort.Slice(ids, func(i, j int) bool { return ids[i] < ids[j] })
 	return ids
+}
+
+// ParseConnectionOverrides parses max.connections.per.ip.overrides:
+// comma-separated host:N pairs (the limit after the last colon, so IPv6
+// addresses need no brackets), N ≥ 0. Hosts are returned as written; the
+// server resolves names to addresses.
+func ParseConnectionOverrides(s string) (map[string]int, error) {
+	out := map[string]int{}
+	for _, item := range strings.Split(s, ",") {
+		item = strings.TrimSpace(item)
+		if item == "" {
+			continue
+		}
+		i := strings.LastIndex(item, ":")
+		if i <= 0 {
+			return nil, fmt.Errorf("%q is not host:N", item)
+		}
+		n, err := parseInt(item[i+1:], 0, math.MaxInt32)
+		if err != nil {
+			return nil, fmt.Errorf("%q: %w", item, err)
+		}
+		host := strings.Trim(item[:i], "[]")
+		if _, dup := out[host]; dup {
+			return nil, fmt.Errorf("%q listed twice", host)
+		}
+		out[host] = int(n)
+	}
+	return out, nil
 }

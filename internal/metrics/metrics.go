@@ -14,6 +14,8 @@
 //	streambus_bytes_out_total                   counter, response bytes written
 //	streambus_fsync_duration_seconds            histogram
 //	streambus_connections                       gauge, open client connections
+//	streambus_connections_refused_total         counter, closed at once by max.connections.per.ip
+//	streambus_accept_errors_total               counter, failed accepts (retried after a backoff)
 //	streambus_partitions                        gauge, from RegisterLogStats
 //	streambus_log_size_bytes                    gauge, from RegisterLogStats
 package metrics
@@ -35,6 +37,8 @@ type Metrics struct {
 	bytesOut        prometheus.Counter
 	fsync           prometheus.Histogram
 	connections     prometheus.Gauge
+	connRefused     prometheus.Counter
+	acceptErrors    prometheus.Counter
 	logStats        *logStatsCollector
 }
 
@@ -73,13 +77,21 @@ func New(reg prometheus.Registerer) *Metrics {
 			Name: "streambus_connections",
 			Help: "Open Kafka client connections.",
 		}),
+		connRefused: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "streambus_connections_refused_total",
+			Help: "Client connections closed at once because their address reached max.connections.per.ip.",
+		}),
+		acceptErrors: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "streambus_accept_errors_total",
+			Help: "Failed accepts on the Kafka listener (such as EMFILE), each retried after a backoff.",
+		}),
 		logStats: &logStatsCollector{
 			partitions: prometheus.NewDesc("streambus_partitions", "Partition logs hosted by this broker.", nil, nil),
 			size:       prometheus.NewDesc("streambus_log_size_bytes", "Total bytes of all partition logs.", nil, nil),
 		},
 	}
 	if reg != nil {
-		reg.MustRegister(m.requests, m.requestDuration, m.bytesIn, m.bytesOut, m.fsync, m.connections, m.logStats)
+		reg.MustRegister(m.requests, m.requestDuration, m.bytesIn, m.bytesOut, m.fsync, m.connections, m.connRefused, m.acceptErrors, m.logStats)
 	}
 	return m
 }
@@ -126,6 +138,22 @@ func (m *Metrics) ConnOpened() {
 		return
 	}
 	m.connections.Inc()
+}
+
+// ConnRefused counts a connection closed by max.connections.per.ip.
+func (m *Metrics) ConnRefused() {
+	if m == nil {
+		return
+	}
+	m.connRefused.Inc()
+}
+
+// AcceptFailed counts a failed accept.
+func (m *Metrics) AcceptFailed() {
+	if m == nil {
+		return
+	}
+	m.acceptErrors.Inc()
 }
 
 // ConnClosed counts a closed client connection.

@@ -189,14 +189,23 @@ func (s *Server) openLogs(context.Context) error {
 	return nil
 }
 
-func (s *Server) startBroker(context.Context) error {
+func (s *Server) startBroker(ctx context.Context) error {
 	cfg := s.cfg
+	overrides, err := resolveConnectionOverrides(ctx, cfg.MaxConnectionsPerIPOverrides)
+	if err != nil {
+		return fmt.Errorf("server: %w", err)
+	}
 	b, err := broker.New(broker.Config{
-		NodeID:             cfg.NodeID,
-		AdvertisedHost:     s.host,
-		AdvertisedPort:     s.port,
-		MaxRequestBytes:    cfg.SocketRequestMaxBytes,
-		IdleTimeout:        cfg.ConnectionsMaxIdle,
+		NodeID:          cfg.NodeID,
+		AdvertisedHost:  s.host,
+		AdvertisedPort:  s.port,
+		MaxRequestBytes: cfg.SocketRequestMaxBytes,
+		IdleTimeout:     cfg.ConnectionsMaxIdle,
+
+		MaxConnections:               int(cfg.MaxConnections),
+		MaxConnectionsPerIP:          int(cfg.MaxConnectionsPerIP),
+		MaxConnectionsPerIPOverrides: overrides,
+
 		RequestReadTimeout: cfg.RequestReadTimeout,
 		AutoCreateTopics:   cfg.AutoCreateTopics,
 		NumPartitions:      cfg.NumPartitions,
@@ -458,4 +467,28 @@ func localIP(addr string) string {
 // A cluster with at least as many voters gets exactly what is configured.
 func offsetsTopicRF(cfg config.Config) int16 {
 	return int16(min(int(cfg.Groups.OffsetsTopicReplicationFactor), max(len(cfg.Voters), 1)))
+}
+
+// resolveConnectionOverrides turns max.connections.per.ip.overrides into
+// limits by IP address, resolving host names as Kafka does at start.
+func resolveConnectionOverrides(ctx context.Context, spec string) (map[string]int, error) {
+	hosts, err := config.ParseConnectionOverrides(spec)
+	if err != nil || len(hosts) == 0 {
+		return nil, err
+	}
+	out := make(map[string]int, len(hosts))
+	for host, n := range hosts {
+		if ip := net.ParseIP(host); ip != nil {
+			out[ip.String()] = n
+			continue
+		}
+		addrs, err := net.DefaultResolver.LookupHost(ctx, host)
+		if err != nil {
+			return nil, fmt.Errorf("max.connections.per.ip.overrides: %w", err)
+		}
+		for _, a := range addrs {
+			out[a] = n
+		}
+	}
+	return out, nil
 }
