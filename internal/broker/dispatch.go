@@ -29,6 +29,8 @@ func errCode(err error) int16 {
 		return ke.Code
 	}
 	switch {
+	case errors.Is(err, storage.ErrStorage):
+		return kerr.KafkaStorageError.Code
 	case errors.Is(err, storage.ErrOffsetOutOfRange):
 		return kerr.OffsetOutOfRange.Code
 	case errors.Is(err, storage.ErrOutOfOrderSequence):

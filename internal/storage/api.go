@@ -74,5 +74,8 @@ var (
 	ErrInvalidProducerEpoch = errors.New("storage: invalid producer epoch")
 	ErrRecordTooLarge       = errors.New("storage: record batch too large")
 	ErrClosed               = errors.New("storage: log closed")
+	// ErrStorage wraps the I/O error (ENOSPC, EIO, …) that failed a log:
+	// the log accepts no more writes (Kafka's KAFKA_STORAGE_ERROR).
+	ErrStorage = errors.New("storage: log failed")
 	ErrCorrupt              = errors.New("storage: corrupt data")
 )

@@ -295,6 +295,9 @@ func mapProducerErr(err error) error {
 // failLocked marks the log failed after an I/O error and wakes waiters.
 func (l *Log) failLocked(err error) error {
 	if l.failed == nil {
+		if !errors.Is(err, ErrStorage) {
+			err = fmt.Errorf("%w: %w", ErrStorage, err)
+		}
 		l.failed = err
 		l.logger.Error("storage: log failed", "partition", l.id, "err", err)
 	}

@@ -520,8 +520,8 @@ func TestFsyncErrorFailsLog(t *testing.T) {
 	if err := l.Sync(1); !errors.Is(err, vfs.ErrInjected) {
 		t.Fatalf("sync: %v", err)
 	}
-	if _, err := l.Append(plain(t, 1, 1), AppendInput{}); !errors.Is(err, vfs.ErrInjected) {
-		t.Fatalf("append after fsync failure: %v", err)
+	if _, err := l.Append(plain(t, 1, 1), AppendInput{}); !errors.Is(err, vfs.ErrInjected) || !errors.Is(err, ErrStorage) {
+		t.Fatalf("append after fsync failure: %v, want ErrStorage wrapping the fsync error", err)
 	}
 	e.fs.SetInjector(nil)
 	if err := e.m.Close(); err == nil {

@@ -30,6 +30,10 @@
 //     truncated headers, unknown keys and versions, corrupt batches,
 //     stalled and idle connections.
 //   - http_test.go: /healthz, /readyz, /metrics.
+//   - connections_test.go: max.connections (accepting pauses),
+//     max.connections.per.ip and its overrides (closed at once), accept
+//     surviving RLIMIT_NOFILE exhaustion, the RSS of 10,000 idle
+//     connections.
 //   - groups_test.go, groups_clients_test.go: consumer groups with kgo
 //     (range, cooperative-sticky, static membership, KIP-848), sarama,
 //     kafka-go and kcat -G: shared topics, members leaving, joining and
