@@ -59,6 +59,9 @@ func (b *Broker) handleProduce(rc *reqContext, req *kmsg.ProduceRequest) result 
 				replicated = true
 				err = part.CheckReplicas(part.Config().MinInsyncReplicas)
 			}
+			if err == nil && b.cfg.Disk.Low() {
+				err = fmt.Errorf("%w: free space on the data directory is below log.dir.min.free.bytes (%d bytes)", storage.ErrStorage, b.cfg.Disk.Reserve())
+			}
 			if err == nil {
 				res, err = b.appendRecords(part, mp, rp.Records, now)
 			}

@@ -34,6 +34,7 @@ import (
 
 	"github.com/streambus/streambus/internal/config"
 	"github.com/streambus/streambus/internal/coordinator"
+	"github.com/streambus/streambus/internal/diskspace"
 	"github.com/streambus/streambus/internal/metadata"
 	"github.com/streambus/streambus/internal/metrics"
 	"github.com/streambus/streambus/internal/partitions"
@@ -78,6 +79,11 @@ type Config struct {
 
 	// DataDir is reported by DescribeLogDirs.
 	DataDir string
+
+	// Disk watches the data directory's free space: while it is below
+	// log.dir.min.free.bytes, produce is refused with KAFKA_STORAGE_ERROR.
+	// Nil: no check.
+	Disk *diskspace.Monitor
 
 	// Groups configures __consumer_offsets and the group coordinators.
 	Groups GroupConfig

@@ -72,6 +72,8 @@ type Config struct {
 	SocketRequestMaxBytes int32         // socket.request.max.bytes, default 104857600
 	ConnectionsMaxIdle    time.Duration // connections.max.idle.ms, default 600000
 
+	LogDirMinFreeBytes int64 // log.dir.min.free.bytes, default 67108864: produce refused below this much free space
+
 	MaxConnections      int32 // max.connections, default 2147483647: at the limit, accepting pauses
 	MaxConnectionsPerIP int32 // max.connections.per.ip, default 2147483647: beyond it, new connections are closed
 	// MaxConnectionsPerIPOverrides is max.connections.per.ip.overrides:

@@ -37,6 +37,7 @@ func Default() Config {
 		SocketRequestMaxBytes:     104857600,
 		ConnectionsMaxIdle:        600000 * time.Millisecond,
 		MaxConnections:            math.MaxInt32,
+		LogDirMinFreeBytes:        64 << 20,
 		MaxConnectionsPerIP:       math.MaxInt32,
 		RequestReadTimeout:        30000 * time.Millisecond,
 		FlushMode:                 FlushOnAck,

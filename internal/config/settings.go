@@ -54,10 +54,13 @@ func parseInt(v string, lo, hi int64) (int64, error) {
 	return n, nil
 }
 
-func intSetting[T int16 | int32](key, flag, doc string, lo, hi int64, field func(*Config) *T) setting {
+func intSetting[T int16 | int32 | int64](key, flag, doc string, lo, hi int64, field func(*Config) *T) setting {
 	typ := kmsg.ConfigTypeInt
-	if hi <= math.MaxInt16 {
+	switch {
+	case hi <= math.MaxInt16:
 		typ = kmsg.ConfigTypeShort
+	case hi > math.MaxInt32:
+		typ = kmsg.ConfigTypeLong
 	}
 	return setting{
 		key: key, flag: flag, arg: "N", typ: typ, doc: doc,
@@ -362,6 +365,8 @@ func buildSettings() []setting {
 		},
 		msSetting("socket.request.read.timeout.ms", "A request half-received for longer than this closes the connection.",
 			1, func(c *Config) *time.Duration { return &c.RequestReadTimeout }),
+		intSetting("log.dir.min.free.bytes", "", "Produce is refused with KAFKA_STORAGE_ERROR while the data directory's file system has less free space than this, keeping room for checkpoints, metadata and compaction; 0 disables the check.",
+			0, math.MaxInt64, func(c *Config) *int64 { return &c.LogDirMinFreeBytes }),
 		{
 			key: "log.flush.mode", arg: "MODE", typ: kmsg.ConfigTypeString,
 			doc: "When appends are fsynced: ack (before acknowledging acks=1/all produces) or interval (every log.flush.interval.ms).",

@@ -31,6 +31,7 @@ import (
 	"github.com/streambus/streambus/internal/broker"
 	"github.com/streambus/streambus/internal/config"
 	"github.com/streambus/streambus/internal/controller"
+	"github.com/streambus/streambus/internal/diskspace"
 	"github.com/streambus/streambus/internal/group"
 	"github.com/streambus/streambus/internal/httpserver"
 	"github.com/streambus/streambus/internal/metadata"
@@ -81,6 +82,7 @@ type Server struct {
 	host       string
 	port       int32
 	meta       *controller.Store
+	disk       *diskspace.Monitor
 	logs       *storage.Manager
 	stopBG     context.CancelFunc
 	bgDone     chan struct{}
@@ -185,6 +187,11 @@ func (s *Server) openLogs(context.Context) error {
 		return fmt.Errorf("server: %w", err)
 	}
 	s.logs = logs
+	disk, err := diskspace.New(diskspace.Config{Dir: cfg.DataDir, Reserve: cfg.LogDirMinFreeBytes})
+	if err != nil {
+		return fmt.Errorf("server: %w", err)
+	}
+	s.disk = disk
 	s.m.RegisterLogStats(func() (int, int64) { return len(logs.Partitions()), logs.TotalSize() })
 	return nil
 }
@@ -214,6 +221,7 @@ func (s *Server) startBroker(ctx context.Context) error {
 		TopicDefaults:      cfg.TopicDefaults,
 		BrokerConfigs:      cfg.BrokerConfigEntries,
 		DataDir:            cfg.DataDir,
+		Disk:               s.disk,
 		FetcherLocalAddr:   localIP(cfg.KafkaAddr),
 		ReplicaLagTime:     cfg.ReplicaLagTime,
 
