@@ -44,11 +44,12 @@
 // # Failure
 //
 // A write or fdatasync error (ENOSPC, EIO) fails the journal: Sync and
-// Append return it (wrapped in ErrFailed) and nothing written after the
-// last durable LSN counts. Reset truncates the current file back to the
-// durable LSN and accepts appends again (once the caller knows space is
-// back); entries appended since the failure are gone, and their callers
-// were told so.
+// Append return it (wrapped in ErrFailed), nothing written after the last
+// durable LSN counts, and the flusher cuts the file back to that LSN at
+// once (best effort: a cut needs no free space), so that a crash cannot
+// bring back records whose callers were told they failed. Reset cuts again
+// and accepts appends (once the caller knows space is back); entries
+// appended since the failure are gone, and their callers were told so.
 //
 // # Recovery
 //

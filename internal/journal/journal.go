@@ -384,6 +384,16 @@ func (j *Journal) round() {
 	j.mu.Unlock()
 
 	err := j.writeLocked(take, start)
+	if err != nil {
+		// Cut what the failed round may have written at once (a cut
+		// needs no free space), so that a crash before Reset cannot
+		// bring back records whose callers were told they failed.
+		if terr := j.f.Truncate(headerSize + start - j.fileLSN); terr == nil {
+			j.f.Sync()
+		} else {
+			j.log.Error("journal: cannot cut a failed round", "err", terr)
+		}
+	}
 
 	j.mu.Lock()
 	defer j.mu.Unlock()
