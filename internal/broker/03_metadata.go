@@ -27,6 +27,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/streambus/streambus/internal/metadata"
+	"github.com/streambus/streambus/internal/storage"
 )
 
 const (
@@ -130,7 +131,7 @@ func (b *Broker) handleMetadata(ctx context.Context, req *kmsg.MetadataRequest) 
 			resp.Topics = append(resp.Topics, rt)
 			continue
 		}
-		resp.Topics = append(resp.Topics, metadataTopic(t))
+		resp.Topics = append(resp.Topics, b.metadataTopic(t))
 	}
 
 	ids := make([]int, 0, len(img.Brokers))
@@ -176,7 +177,10 @@ func (b *Broker) autoCreate(ctx context.Context, name string) error {
 	}
 }
 
-func metadataTopic(t *metadata.Topic) kmsg.MetadataResponseTopic {
+// metadataTopic describes t. A replica this broker holds whose log failed
+// is listed in OfflineReplicas, and a partition it leads in that state
+// answers KAFKA_STORAGE_ERROR (retriable) until the log recovers.
+func (b *Broker) metadataTopic(t *metadata.Topic) kmsg.MetadataResponseTopic {
 	rt := kmsg.NewMetadataResponseTopic()
 	rt.Topic = kmsg.StringPtr(t.Name)
 	rt.TopicID = t.ID
@@ -190,6 +194,12 @@ func metadataTopic(t *metadata.Topic) kmsg.MetadataResponseTopic {
 		rp.ISR = append([]int32(nil), p.ISR...)
 		if p.Leader < 0 {
 			rp.ErrorCode = kerr.LeaderNotAvailable.Code
+		}
+		if containsInt32(p.Replicas, b.cfg.NodeID) && b.host.IsOffline(storage.PartitionID{Topic: t.Name, Partition: p.Index}) {
+			rp.OfflineReplicas = []int32{b.cfg.NodeID}
+			if p.Leader == b.cfg.NodeID {
+				rp.ErrorCode = kerr.KafkaStorageError.Code
+			}
 		}
 		rt.Partitions = append(rt.Partitions, rp)
 	}

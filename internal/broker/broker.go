@@ -381,6 +381,9 @@ func (b *Broker) forgetConn(c *conn) {
 	b.limits.release(c.ip)
 }
 
+// OfflinePartitions lists the hosted partitions whose log failed.
+func (b *Broker) OfflinePartitions() []partitions.OfflinePartition { return b.host.Offline() }
+
 // Ready reports whether the broker has started and is not shutting down.
 func (b *Broker) Ready() bool { return !b.closing.Load() }
 

@@ -1,7 +1,8 @@
 // Package httpserver serves the broker's operational HTTP endpoints:
 //
 //	/healthz        200 "ok" while the process is live
-//	/readyz         200 "ready" when Config.Ready reports true, else 503
+//	/readyz         200 "ready" when Config.Ready reports true, else 503;
+//	                with ?verbose, followed by Config.Problems, one per line
 //	/metrics        the Prometheus exposition of Config.Gatherer
 //	/debug/pprof/*  net/http/pprof profiles
 //
@@ -36,6 +37,10 @@ type Config struct {
 	// from the request's goroutine, so it must be safe for concurrent use.
 	// Default: always ready.
 	Ready func() bool
+	// Problems lists, for /readyz?verbose, what is wrong without making
+	// the broker unready (offline partitions). Called per request, from
+	// the request's goroutine. Default: none.
+	Problems func() []string
 	// Logger receives the listen address and server errors. Default:
 	// discard.
 	Logger *slog.Logger
@@ -102,14 +107,19 @@ func (s *Server) Handler() http.Handler {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		_, _ = w.Write([]byte("ok"))
 	})
-	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		status := "ready"
 		if !s.cfg.Ready() {
 			w.WriteHeader(http.StatusServiceUnavailable)
-			_, _ = w.Write([]byte("not ready"))
-			return
+			status = "not ready"
 		}
-		_, _ = w.Write([]byte("ready"))
+		_, _ = w.Write([]byte(status))
+		if r.URL.Query().Has("verbose") && s.cfg.Problems != nil {
+			for _, p := range s.cfg.Problems() {
+				_, _ = w.Write([]byte("\n" + p))
+			}
+		}
 	})
 	mux.Handle("GET /metrics", promhttp.HandlerFor(s.cfg.Gatherer, promhttp.HandlerOpts{
 		ErrorLog:      slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),

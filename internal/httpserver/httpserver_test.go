@@ -58,7 +58,8 @@ func TestEndpoints(t *testing.T) {
 	reg.MustRegister(c)
 	c.Add(42)
 	var ready atomic.Bool
-	s := New(Config{Addr: "127.0.0.1:0", Gatherer: reg, Ready: ready.Load})
+	s := New(Config{Addr: "127.0.0.1:0", Gatherer: reg, Ready: ready.Load,
+		Problems: func() []string { return []string{"offline partitions: 1", "  t-0: disk full"} }})
 	base, stop := start(t, s)
 	defer stop()
 
@@ -71,6 +72,9 @@ func TestEndpoints(t *testing.T) {
 	ready.Store(true)
 	if code, body := get(t, base+"/readyz"); code != 200 || body != "ready" {
 		t.Errorf("/readyz when ready = %d %q", code, body)
+	}
+	if code, body := get(t, base+"/readyz?verbose"); code != 200 || body != "ready\noffline partitions: 1\n  t-0: disk full" {
+		t.Errorf("/readyz?verbose = %d %q", code, body)
 	}
 	code, body := get(t, base+"/metrics")
 	if code != 200 || !strings.Contains(body, "streambus_test_total 42") {

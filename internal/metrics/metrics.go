@@ -18,6 +18,7 @@
 //	streambus_accept_errors_total               counter, failed accepts (retried after a backoff)
 //	streambus_partitions                        gauge, from RegisterLogStats
 //	streambus_log_size_bytes                    gauge, from RegisterLogStats
+//	streambus_partitions_offline                gauge, from RegisterOfflinePartitions
 package metrics
 
 import (
@@ -88,6 +89,7 @@ func New(reg prometheus.Registerer) *Metrics {
 		logStats: &logStatsCollector{
 			partitions: prometheus.NewDesc("streambus_partitions", "Partition logs hosted by this broker.", nil, nil),
 			size:       prometheus.NewDesc("streambus_log_size_bytes", "Total bytes of all partition logs.", nil, nil),
+			offline:    prometheus.NewDesc("streambus_partitions_offline", "Hosted partitions whose log failed (an I/O error such as a full disk) and accept no writes.", nil, nil),
 		},
 	}
 	if reg != nil {
@@ -178,28 +180,43 @@ func (m *Metrics) RegisterLogStats(fn func() (partitions int, logBytes int64)) {
 	m.logStats.mu.Unlock()
 }
 
+// RegisterOfflinePartitions sets the function that counts offline
+// partitions, called on every scrape like RegisterLogStats' function.
+func (m *Metrics) RegisterOfflinePartitions(fn func() int) {
+	if m == nil {
+		return
+	}
+	m.logStats.mu.Lock()
+	m.logStats.offlineFn = fn
+	m.logStats.mu.Unlock()
+}
+
 // logStatsCollector asks the storage for its numbers at scrape time rather
 // than having the storage push them, so nothing has to run between scrapes.
 type logStatsCollector struct {
-	partitions, size *prometheus.Desc
+	partitions, size, offline *prometheus.Desc
 
-	mu sync.Mutex
-	fn func() (int, int64) // guarded by mu
+	mu        sync.Mutex
+	fn        func() (int, int64) // guarded by mu
+	offlineFn func() int          // guarded by mu
 }
 
 func (c *logStatsCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- c.partitions
 	ch <- c.size
+	ch <- c.offline
 }
 
 func (c *logStatsCollector) Collect(ch chan<- prometheus.Metric) {
 	c.mu.Lock()
-	fn := c.fn
+	fn, offlineFn := c.fn, c.offlineFn
 	c.mu.Unlock()
-	if fn == nil {
-		return
+	if fn != nil {
+		parts, size := fn()
+		ch <- prometheus.MustNewConstMetric(c.partitions, prometheus.GaugeValue, float64(parts))
+		ch <- prometheus.MustNewConstMetric(c.size, prometheus.GaugeValue, float64(size))
 	}
-	parts, size := fn()
-	ch <- prometheus.MustNewConstMetric(c.partitions, prometheus.GaugeValue, float64(parts))
-	ch <- prometheus.MustNewConstMetric(c.size, prometheus.GaugeValue, float64(size))
+	if offlineFn != nil {
+		ch <- prometheus.MustNewConstMetric(c.offline, prometheus.GaugeValue, float64(offlineFn()))
+	}
 }

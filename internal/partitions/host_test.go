@@ -2,15 +2,20 @@ package partitions
 
 import (
 	"context"
+	"errors"
+	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
 	"go.uber.org/goleak"
 
 	"github.com/streambus/streambus/internal/metadata"
+	"github.com/streambus/streambus/internal/recordbatch"
 	"github.com/streambus/streambus/internal/replication"
 	"github.com/streambus/streambus/internal/storage"
+	"github.com/streambus/streambus/internal/vfs"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -215,5 +220,50 @@ func TestHostRoles(t *testing.T) {
 	}
 	if p.LeaderState() != nil {
 		t.Fatal("follower kept a LeaderState")
+	}
+}
+
+// TestOffline: a hosted partition whose log failed on an I/O error is
+// listed offline until then not.
+func TestOffline(t *testing.T) {
+	fsys := vfs.NewMem()
+	logs, err := storage.OpenManager(storage.ManagerOptions{Dir: "/data", FS: fsys})
+	if err != nil {
+		t.Fatal(err)
+	}
+	meta := newFakeMeta(image(1, topic("a", 1, []int32{1}, []int32{1})))
+	h, err := New(Config{NodeID: 1}, meta, logs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		h.Close()
+		logs.Close()
+	}()
+	if off := h.Offline(); len(off) != 0 {
+		t.Fatalf("offline before any failure: %v", off)
+	}
+	id := storage.PartitionID{Topic: "a", Partition: 1}
+	fsys.SetInjector(func(op vfs.Op, name string) error {
+		if op == vfs.OpWrite && strings.Contains(name, "a-1") && strings.HasSuffix(name, ".log") {
+			return syscall.ENOSPC
+		}
+		return nil
+	})
+	h0 := recordbatch.Header{Magic: 2, ProducerID: -1, ProducerEpoch: -1, BaseSequence: -1}
+	batch, err := recordbatch.Build(h0, []recordbatch.Record{{Value: []byte("v")}}, recordbatch.CodecNone)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := h.Get(id).Log().Append(batch, storage.AppendInput{}); !errors.Is(err, storage.ErrStorage) {
+		t.Fatalf("append on a full disk: %v", err)
+	}
+	fsys.SetInjector(nil)
+	off := h.Offline()
+	if len(off) != 1 || off[0].ID != id || !errors.Is(off[0].Err, syscall.ENOSPC) {
+		t.Fatalf("offline: %v", off)
+	}
+	if !h.IsOffline(id) || h.IsOffline(storage.PartitionID{Topic: "a", Partition: 0}) {
+		t.Fatal("IsOffline disagrees with Offline")
 	}
 }

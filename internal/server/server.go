@@ -87,8 +87,9 @@ type Server struct {
 	stopBG     context.CancelFunc
 	bgDone     chan struct{}
 	b          *broker.Broker
-	serveErr   chan error    // the Kafka listener's end, once serving (buffered)
-	serveDone  chan struct{} // closed when Serve returned
+	offline    atomic.Pointer[broker.Broker] // b, for the HTTP server's goroutines
+	serveErr   chan error                    // the Kafka listener's end, once serving (buffered)
+	serveDone  chan struct{}                 // closed when Serve returned
 	stopped    bool
 	quorumGone bool // ctx ended while waiting for the metadata quorum
 }
@@ -127,7 +128,7 @@ func (s *Server) HTTPAddr() net.Addr  { return s.httpAddr }
 func (s *Server) KafkaAddr() net.Addr { return s.ln.Addr() }
 
 func (s *Server) startHTTP(context.Context) error {
-	s.hs = httpserver.New(httpserver.Config{Addr: s.cfg.HTTPAddr, Gatherer: s.reg, Ready: s.ready.Load, Logger: s.log})
+	s.hs = httpserver.New(httpserver.Config{Addr: s.cfg.HTTPAddr, Gatherer: s.reg, Ready: s.ready.Load, Problems: s.problems, Logger: s.log})
 	addr, err := s.hs.Listen()
 	if err != nil {
 		s.hs = nil
@@ -250,6 +251,8 @@ func (s *Server) startBroker(ctx context.Context) error {
 		return fmt.Errorf("server: %w", err)
 	}
 	s.b = b
+	s.offline.Store(b)
+	s.m.RegisterOfflinePartitions(func() int { return len(b.OfflinePartitions()) })
 	bgCtx, stop := context.WithCancel(context.Background())
 	s.stopBG, s.bgDone = stop, make(chan struct{})
 	go func() { defer close(s.bgDone); s.logs.Run(bgCtx) }() // ends with stopBG, waited by Stop
@@ -499,4 +502,22 @@ func resolveConnectionOverrides(ctx context.Context, spec string) (map[string]in
 		}
 	}
 	return out, nil
+}
+
+// problems is what /readyz?verbose lists beyond readiness: the partitions
+// whose log failed.
+func (s *Server) problems() []string {
+	b := s.offline.Load()
+	if b == nil {
+		return nil
+	}
+	off := b.OfflinePartitions()
+	if len(off) == 0 {
+		return nil
+	}
+	out := []string{fmt.Sprintf("offline partitions: %d", len(off))}
+	for _, p := range off {
+		out = append(out, fmt.Sprintf("  %s-%d: %v", p.ID.Topic, p.ID.Partition, p.Err))
+	}
+	return out
 }

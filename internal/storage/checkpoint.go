@@ -117,7 +117,10 @@ func readFile(fsys vfs.FS, name string, limit int64) ([]byte, error) {
 }
 
 func writeCheckpoint(fsys vfs.FS, name string, kind byte, payload []byte) error {
-	return writeFileAtomic(fsys, name, encodeCheckpoint(kind, payload))
+	if err := writeFileAtomic(fsys, name, encodeCheckpoint(kind, payload)); err != nil {
+		return fmt.Errorf("%w: %w", ErrStorage, err)
+	}
+	return nil
 }
 
 // readCheckpoint returns the payload, errNoCheckpoint if the file is absent,
