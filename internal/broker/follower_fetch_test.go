@@ -104,6 +104,7 @@ func (s *staticStore) AlterISR(context.Context, string, int32, replication.ISRPr
 	return errStatic
 }
 func (s *staticStore) PartitionEpoch(string, int32) int32     { return 0 }
+func (s *staticStore) ReportOffline(map[string][]int32)       {}
 func (s *staticStore) Served(int64)                           {}
 func (s *staticStore) AwaitPropagation(context.Context) error { return nil }
 func (s *staticStore) WaitFresh(context.Context) error        { return nil }

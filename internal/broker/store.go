@@ -37,4 +37,7 @@ type Store interface {
 	// epoch; 0 when unknown): LeaderState rejects ISR proposals based on
 	// an older one.
 	PartitionEpoch(topic string, partition int32) int32
+	// ReportOffline reports this broker's replicas whose log failed, so
+	// that the controller moves their leadership away.
+	ReportOffline(partitions map[string][]int32)
 }

@@ -94,7 +94,7 @@ func checkUnclean(st *state, tp TopicPartition) (int32, error) {
 		return -1, newError(ErrElectionNotNeeded, "Leader election not needed for topic partition.")
 	}
 	for _, r := range p.Replicas {
-		if eligible(st, r) {
+		if eligibleFor(st, r, tp.Topic, tp.Partition) {
 			return r, nil
 		}
 	}

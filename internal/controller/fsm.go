@@ -35,6 +35,7 @@ const (
 	opFence            = "fence_broker"
 	opUnfence          = "unfence_broker"
 	opShutdown         = "controlled_shutdown"
+	opOffline          = "offline_replicas"
 	opAlterPartition   = "alter_partition"
 	opElectPreferred   = "elect_preferred"
 	opElectUnclean     = "elect_unclean"
@@ -67,6 +68,7 @@ type command struct {
 	Alter       *AlterPartitionRequest `json:"alter,omitempty"`
 	Elect       []TopicPartition       `json:"elect,omitempty"`
 	Reassign    []reassignTarget       `json:"reassign,omitempty"`
+	Offline     []TopicPartition       `json:"offline,omitempty"` // the broker's offline replicas (opOffline)
 	// Import comes with init: an earlier single-node store's topics and
 	// producer-ID reservation, adopted with the cluster ID (import.go).
 	Import *importBody `json:"import,omitempty"`
@@ -86,6 +88,10 @@ type brokerRecord struct {
 	// heartbeats do not unfence it).
 	Fenced       bool `json:"fenced,omitempty"`
 	ShuttingDown bool `json:"shutting_down,omitempty"`
+	// Offline lists the partitions whose replica on this broker is
+	// offline (its log failed), sorted, as its heartbeats last reported
+	// (offline.go).
+	Offline []TopicPartition `json:"offline,omitempty"`
 }
 
 func encodeCommand(c *command) ([]byte, error) {
@@ -242,6 +248,12 @@ func applyCommand(cur *state, c *command) (*state, *applyResult) {
 			fenceBroker(next, b.NodeID, false)
 		}
 		next.Brokers[b.NodeID] = nb
+	case opOffline:
+		b, ok := cur.Brokers[c.NodeID]
+		if !ok || b.Incarnation != c.Incarnation {
+			return fail(errStaleIncarnation)
+		}
+		setOffline(next, c.NodeID, c.Offline)
 	case opFence, opShutdown, opUnfence:
 		b, ok := cur.Brokers[c.NodeID]
 		if !ok || b.Incarnation != c.Incarnation {

@@ -216,6 +216,11 @@ func (s *Store) heartbeat(ctx context.Context, req *request) (*response, error) 
 			return nil, err
 		}
 	}
+	if !slices.Equal(b.Offline, req.Offline) {
+		if _, err := s.execLocal(ctx, &request{Op: opOffline, NodeID: req.NodeID, Incarnation: req.Incarnation, Offline: req.Offline}); err != nil {
+			return nil, err
+		}
+	}
 	return &response{Version: s.freshVersion(ctx, req.NodeID, req.Incarnation)}, nil
 }
 
@@ -269,6 +274,15 @@ func (s *Store) prepare(st *state, req *request) (*command, *response, error) {
 		return s.prepareAlter(st, req)
 	case opProducerIDs:
 		return &command{Op: opProducerIDs, ProducerIDs: producerIDBlockSize}, nil, nil
+	case opOffline:
+		b, ok := st.Brokers[req.NodeID]
+		if !ok || b.Incarnation != req.Incarnation {
+			return nil, nil, errStaleIncarnation
+		}
+		if slices.Equal(b.Offline, req.Offline) {
+			return nil, &response{}, nil
+		}
+		return &command{Op: opOffline, NodeID: req.NodeID, Incarnation: req.Incarnation, Offline: req.Offline}, &response{}, nil
 	case opFence, opUnfence, opShutdown:
 		b, ok := st.Brokers[req.NodeID]
 		if !ok || b.Incarnation != req.Incarnation {

@@ -132,7 +132,7 @@ func checkAlterPartition(st *state, req *AlterPartitionRequest) (metadata.Partit
 			return p, false, newError(metadata.ErrInvalidRequest, fmt.Sprintf(
 				"The new ISR %v of %s-%d lists broker %d twice.", req.NewISR, req.Topic, req.Partition, r))
 		}
-		if !slices.Contains(p.Replicas, r) || (!slices.Contains(p.ISR, r) && !eligible(st, r)) {
+		if !slices.Contains(p.Replicas, r) || (!slices.Contains(p.ISR, r) && !eligibleFor(st, r, req.Topic, req.Partition)) {
 			return p, false, newError(ErrIneligibleReplica, fmt.Sprintf(
 				"Broker %d is not an assigned, unfenced replica of %s-%d.", r, req.Topic, req.Partition))
 		}
@@ -163,9 +163,9 @@ func setPartition(next *state, t *metadata.Topic, p metadata.Partition) {
 
 // electLeader returns the first replica, in replica order, that is in the
 // ISR and eligible and is not excluded; -1 if none (no unclean election).
-func electLeader(st *state, p metadata.Partition, exclude int32) int32 {
+func electLeader(st *state, topic string, p metadata.Partition, exclude int32) int32 {
 	for _, r := range p.Replicas {
-		if r != exclude && slices.Contains(p.ISR, r) && eligible(st, r) {
+		if r != exclude && slices.Contains(p.ISR, r) && eligibleFor(st, r, topic, p.Index) {
 			return r
 		}
 	}
@@ -190,7 +190,7 @@ func fenceBroker(next *state, id int32, shuttingDown bool) {
 				changed = true
 			}
 			if p.Leader == id {
-				p.Leader = electLeader(next, p, id)
+				p.Leader = electLeader(next, name, p, id)
 				p.LeaderEpoch++
 				changed = true
 			}
@@ -218,7 +218,7 @@ func electLeaderless(next *state) {
 			if p.Leader != -1 {
 				continue
 			}
-			if l := electLeader(next, p, -1); l != -1 {
+			if l := electLeader(next, name, p, -1); l != -1 {
 				p.Leader = l
 				p.LeaderEpoch++
 				setPartition(next, t, p)
@@ -237,7 +237,7 @@ func checkPreferred(st *state, tp TopicPartition) error {
 		return unknownPartition(tp.Topic, tp.Partition)
 	case p.Leader == p.Replicas[0]:
 		return newError(ErrElectionNotNeeded, "Leader election not needed for topic partition.")
-	case !slices.Contains(p.ISR, p.Replicas[0]) || !eligible(st, p.Replicas[0]):
+	case !slices.Contains(p.ISR, p.Replicas[0]) || !eligibleFor(st, p.Replicas[0], tp.Topic, tp.Partition):
 		return newError(ErrPreferredLeaderNotAvailable, fmt.Sprintf(
 			"Failed to elect leader for partition %s-%d under strategy PreferredLeaderElectionStrategy", tp.Topic, tp.Partition))
 	}

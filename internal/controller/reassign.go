@@ -252,7 +252,7 @@ func reassign(st *state, rt reassignTarget) (metadata.Partition, bool, error) {
 	}
 	p.Replicas, p.ISR = replicas, isr
 	if p.Leader != -1 && !slices.Contains(replicas, p.Leader) {
-		p.Leader = electLeader(st, p, -1)
+		p.Leader = electLeader(st, rt.Topic, p, -1)
 		p.LeaderEpoch++
 	}
 	r := reassignment{Original: slices.Clone(original)}

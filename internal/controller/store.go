@@ -50,6 +50,9 @@ type Store struct {
 	// broker first reports; servedCh nudges brokerLoop to report it.
 	served   atomic.Int64
 	servedCh chan struct{}
+
+	offlineMu sync.Mutex
+	offline   []TopicPartition // this broker's offline replicas, sorted (ReportOffline)
 	// fresh is what the last answered heartbeat established (WaitFresh),
 	// freshSig fires when it changes.
 	fresh    atomic.Pointer[freshness]
@@ -356,7 +359,7 @@ func (s *Store) brokerStep(ctx context.Context) error {
 	}
 	sentAt := s.cfg.Now()
 	resp, err := s.exec(ctx, &request{Op: "heartbeat", NodeID: me.NodeID, Incarnation: me.Incarnation,
-		Served: s.servedVersion(), WantFence: s.wantFence()})
+		Served: s.servedVersion(), WantFence: s.wantFence(), Offline: s.reportedOffline()})
 	if err == nil && resp != nil {
 		s.noteFresh(resp.Version, sentAt)
 	}
@@ -519,9 +522,11 @@ type request struct {
 	Alter        *AlterPartitionRequest       `json:"alter,omitempty"`
 	Elect        []TopicPartition             `json:"elect,omitempty"`
 	RaftAddr     string                       `json:"raft_addr,omitempty"` // of a joining non-voter
-	// Served and WantFence come with a heartbeat (propagation.go).
-	Served    int64 `json:"served,omitempty"`
-	WantFence bool  `json:"want_fence,omitempty"`
+	// Served, WantFence and Offline come with a heartbeat
+	// (propagation.go, offline.go).
+	Served    int64            `json:"served,omitempty"`
+	WantFence bool             `json:"want_fence,omitempty"`
+	Offline   []TopicPartition `json:"offline,omitempty"`
 	// TimeoutMs is what is left of the caller's deadline: the controller
 	// answers a forwarded call within it.
 	TimeoutMs int64 `json:"timeout_ms,omitempty"`

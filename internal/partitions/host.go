@@ -78,6 +78,9 @@ type Metadata interface {
 	AlterISR(ctx context.Context, topic string, partition int32, p replication.ISRProposal) error
 	// PartitionEpoch is the partition's current epoch (0 when unknown).
 	PartitionEpoch(topic string, partition int32) int32
+	// ReportOffline tells the controller which hosted replicas are
+	// offline (their log failed), so that leadership moves away.
+	ReportOffline(partitions map[string][]int32)
 }
 
 // Config configures a Host. Zero values take the documented defaults.

@@ -3,6 +3,7 @@ package partitions
 import (
 	"context"
 	"errors"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -28,6 +29,7 @@ type fakeMeta struct {
 	ch      chan struct{}
 	served  []int64
 	served1 chan int64 // each report, for waiting
+	offline map[string][]int32
 }
 
 func newFakeMeta(img *metadata.Image) *fakeMeta {
@@ -65,6 +67,17 @@ func (f *fakeMeta) AlterISR(context.Context, string, int32, replication.ISRPropo
 	return context.Canceled
 }
 func (f *fakeMeta) PartitionEpoch(string, int32) int32 { return 0 }
+func (f *fakeMeta) ReportOffline(m map[string][]int32) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.offline = m
+}
+
+func (f *fakeMeta) reportedOffline() map[string][]int32 {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.offline
+}
 
 // image builds an image with the given topics, each partition placed on
 // replicas with the first as leader.
@@ -265,5 +278,13 @@ func TestOffline(t *testing.T) {
 	}
 	if !h.IsOffline(id) || h.IsOffline(storage.PartitionID{Topic: "a", Partition: 0}) {
 		t.Fatal("IsOffline disagrees with Offline")
+	}
+	// The ticker reports it to the controller.
+	deadline := time.Now().Add(10 * time.Second)
+	for !slices.Equal(meta.reportedOffline()["a"], []int32{1}) {
+		if time.Now().After(deadline) {
+			t.Fatalf("offline replica not reported: %v", meta.reportedOffline())
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 }

@@ -33,3 +33,14 @@ func (h *Host) IsOffline(id storage.PartitionID) bool {
 	p := h.Get(id)
 	return p != nil && p.log.Failed() != nil
 }
+
+// reportOffline tells the metadata store which hosted replicas are
+// offline; called by the ticker (the store sends only changes).
+func (h *Host) reportOffline() {
+	off := h.Offline()
+	m := make(map[string][]int32, len(off))
+	for _, p := range off {
+		m[p.ID.Topic] = append(m[p.ID.Topic], p.ID.Partition)
+	}
+	h.meta.ReportOffline(m)
+}

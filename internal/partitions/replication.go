@@ -182,6 +182,7 @@ func (h *Host) ticker() {
 			return
 		case <-t.C:
 		}
+		h.reportOffline()
 		now := h.cfg.Now()
 		for _, p := range h.All() {
 			p.rep.mu.Lock()
