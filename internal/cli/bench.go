@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -18,6 +19,7 @@ import (
 
 type benchOptions struct {
 	topic             string
+	topicCount        int
 	partitions        int32
 	replicationFactor int16
 	recordSize        int
@@ -25,6 +27,7 @@ type benchOptions struct {
 	rate              int
 	acks              string
 	linger            time.Duration
+	partitioner       string
 	compression       string
 	producers         int
 	mode              string
@@ -48,9 +51,18 @@ bytes and no key.
 
 Modes:
   produce   produce for --duration with --producers clients, waiting for acks
-  consume   consume the records present in --topic when the run starts (from
-            the log start to the high watermark), for at most --duration
+  consume   consume the records present in the topics when the run starts
+            (from the log start to the high watermark), for at most --duration
   both      produce for --duration, then consume exactly what was produced
+  create    create the topics that do not exist yet and exit, reporting how
+            long until every new partition had a leader in the metadata
+
+With --topic-count N above 1 the run uses N topics named TOPIC-0 ... TOPIC-<N-1>
+(TOPIC is --topic); each producer sends its records to them in turn. With
+--partitioner round-robin each record goes to the next partition of its topic,
+so records are spread evenly over every partition; the default, sticky, is the
+client's own choice (franz-go's uniform-bytes partitioner: about 64 KiB to one
+partition before moving on).
 
 Produce latency is measured per record from the moment it was due to be sent
 to its acknowledgement (its promise). With --rate R the producers pace records
@@ -60,28 +72,34 @@ hidden (no coordinated omission). With --rate 0 records are produced as fast
 as the client accepts them and latency is timed from the Produce call.
 
 While running, a progress line is written to stderr every --progress-interval;
-the summary goes to stdout (as one JSON object with --json). The topic is
-created with --partitions and --replication-factor if it does not exist.
-Exit status 1 if any record failed.`,
+the summary goes to stdout (as one JSON object with --json). Topics that do not
+exist are created with --partitions and --replication-factor in one
+CreateTopics request before the produce phase, which is not timed into its
+throughput; the summary reports how long the creation took. Exit status 1 if
+any record failed.`,
 		Example: `  streambus-cli bench --duration 30s --rate 50000 --record-size 512
-  streambus-cli bench --mode both --producers 4 --compression zstd --json`,
+  streambus-cli bench --mode both --producers 4 --compression zstd --json
+  streambus-cli bench --topic t --topic-count 10 --partitions 100 --mode create
+  streambus-cli bench --topic t --topic-count 10 --partitioner round-robin --linger 5ms`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return a.runBench(cmd.Context(), o)
 		},
 	}
 	f := cmd.Flags()
-	f.StringVar(&o.topic, "topic", "streambus-bench", "topic to use")
-	f.Int32Var(&o.partitions, "partitions", 16, "partitions when creating the topic")
+	f.StringVar(&o.topic, "topic", "streambus-bench", "topic to use (with --topic-count above 1: the prefix of the topic names)")
+	f.IntVar(&o.topicCount, "topic-count", 1, "number of topics, named TOPIC-0 ... TOPIC-<N-1> when above 1")
+	f.Int32Var(&o.partitions, "partitions", 16, "partitions when creating a topic")
 	f.Int16Var(&o.replicationFactor, "replication-factor", -1, "replication factor when creating the topic (-1: broker default)")
 	f.IntVar(&o.recordSize, "record-size", 1024, "value size in bytes")
 	f.DurationVar(&o.duration, "duration", 10*time.Second, "how long to produce (consume mode: the longest to consume)")
 	f.IntVar(&o.rate, "rate", 0, "target records/s over all producers (0: as fast as possible)")
 	f.StringVar(&o.acks, "acks", "all", "acks: all|1|0 (idempotent with all)")
 	f.DurationVar(&o.linger, "linger", 10*time.Millisecond, "producer linger")
+	f.StringVar(&o.partitioner, "partitioner", "sticky", "sticky|round-robin (see above)")
 	f.StringVar(&o.compression, "compression", "none", "none|gzip|snappy|lz4|zstd")
 	f.IntVar(&o.producers, "producers", 1, "number of producer clients (each its own connections)")
-	f.StringVar(&o.mode, "mode", "produce", "produce|consume|both")
+	f.StringVar(&o.mode, "mode", "produce", "produce|consume|both|create")
 	f.Int32Var(&o.batchMaxBytes, "batch-max-bytes", 0, "max bytes of a record batch (0: client default, about 1 MB)")
 	f.BoolVar(&o.json, "json", false, "print the result as JSON")
 	f.DurationVar(&o.progressInterval, "progress-interval", time.Second, "interval of the progress lines on stderr")
@@ -93,6 +111,8 @@ func (o benchOptions) validate() error {
 	switch {
 	case o.topic == "":
 		return errors.New("--topic must not be empty")
+	case o.topicCount < 1:
+		return fmt.Errorf("--topic-count must be positive, got %d", o.topicCount)
 	case o.partitions < 1:
 		return fmt.Errorf("--partitions must be positive, got %d", o.partitions)
 	case o.replicationFactor == 0 || o.replicationFactor < -1:
@@ -107,8 +127,10 @@ func (o benchOptions) validate() error {
 		return fmt.Errorf("--linger must not be negative, got %v", o.linger)
 	case o.producers < 1:
 		return fmt.Errorf("--producers must be positive, got %d", o.producers)
-	case o.mode != "produce" && o.mode != "consume" && o.mode != "both":
-		return fmt.Errorf("--mode: unknown mode %q (want produce|consume|both)", o.mode)
+	case o.mode != "produce" && o.mode != "consume" && o.mode != "both" && o.mode != "create":
+		return fmt.Errorf("--mode: unknown mode %q (want produce|consume|both|create)", o.mode)
+	case o.partitioner != "sticky" && o.partitioner != "round-robin":
+		return fmt.Errorf("--partitioner: unknown partitioner %q (want sticky|round-robin)", o.partitioner)
 	case o.batchMaxBytes < 0:
 		return fmt.Errorf("--batch-max-bytes must not be negative, got %d", o.batchMaxBytes)
 	case o.progressInterval <= 0:
@@ -119,9 +141,25 @@ func (o benchOptions) validate() error {
 	return nil
 }
 
+// topics returns the topics of the run: --topic, or with --topic-count N
+// above 1, TOPIC-0 ... TOPIC-<N-1>.
+func (o benchOptions) topics() []string {
+	if o.topicCount == 1 {
+		return []string{o.topic}
+	}
+	out := make([]string, o.topicCount)
+	for i := range out {
+		out[i] = o.topic + "-" + strconv.Itoa(i)
+	}
+	return out
+}
+
 // BenchResult is the outcome of `bench`, printed as JSON with --json.
+// Topic is --topic (the name prefix when Topics is above 1); Partitions
+// counts the partitions of all the topics.
 type BenchResult struct {
 	Topic       string              `json:"topic"`
+	Topics      int                 `json:"topics"`
 	Partitions  int                 `json:"partitions"`
 	RecordSize  int                 `json:"record_size"`
 	Mode        string              `json:"mode"`
@@ -130,8 +168,19 @@ type BenchResult struct {
 	Acks        string              `json:"acks"`
 	Compression string              `json:"compression"`
 	LingerMs    float64             `json:"linger_ms"`
+	Partitioner string              `json:"partitioner"`
+	Create      *BenchCreateResult  `json:"create,omitempty"`
 	Produce     *BenchProduceResult `json:"produce,omitempty"`
 	Consume     *BenchConsumeResult `json:"consume,omitempty"`
+}
+
+// BenchCreateResult covers the topics bench created (absent when all
+// existed): from sending CreateTopics to the first metadata answer in which
+// every new partition has a leader.
+type BenchCreateResult struct {
+	Topics         int     `json:"topics"`
+	Partitions     int     `json:"partitions"`
+	ElapsedSeconds float64 `json:"elapsed_seconds"`
 }
 
 // BenchProduceResult covers the produce phase: throughput counts acknowledged
@@ -186,35 +235,37 @@ func (a *app) runBench(ctx context.Context, o benchOptions) error {
 	}
 	defer adm.Close()
 
-	partitions, err := a.benchEnsureTopic(ctx, adm, o)
+	topics := o.topics()
+	partitions, created, err := a.benchEnsureTopics(ctx, adm, o, topics)
 	if err != nil {
 		return err
 	}
 	res := &BenchResult{
-		Topic: o.topic, Partitions: partitions, RecordSize: o.recordSize, Mode: o.mode, Rate: o.rate,
+		Topic: o.topic, Topics: len(topics), Partitions: partitions, RecordSize: o.recordSize, Mode: o.mode, Rate: o.rate,
 		Producers: o.producers, Acks: o.acks, Compression: o.compression, LingerMs: ms(o.linger),
+		Partitioner: o.partitioner, Create: created,
 	}
 
 	// The consume range starts where the log is before producing (both) or at
 	// the log start (consume); it ends at the high watermark after producing.
-	var starts map[int32]int64
-	if o.mode != "produce" {
+	var starts benchOffsets
+	if o.mode == "both" || o.mode == "consume" {
 		list := adm.ListEndOffsets
 		if o.mode == "consume" {
 			list = adm.ListStartOffsets
 		}
-		if starts, err = a.benchOffsets(ctx, list, o.topic); err != nil {
+		if starts, err = a.benchListOffsets(ctx, list, topics); err != nil {
 			return err
 		}
 	}
-	if o.mode != "consume" {
-		res.Produce, err = a.benchProduce(ctx, o, popts)
+	if o.mode == "both" || o.mode == "produce" {
+		res.Produce, err = a.benchProduce(ctx, o, topics, popts)
 		if err != nil {
 			return err
 		}
 	}
-	if o.mode != "produce" && ctx.Err() == nil {
-		ends, err := a.benchOffsets(ctx, adm.ListEndOffsets, o.topic)
+	if (o.mode == "both" || o.mode == "consume") && ctx.Err() == nil {
+		ends, err := a.benchListOffsets(ctx, adm.ListEndOffsets, topics)
 		if err != nil {
 			return err
 		}
@@ -244,41 +295,113 @@ func (a *app) runBench(ctx context.Context, o benchOptions) error {
 	return nil
 }
 
-// benchEnsureTopic returns the topic's partition count, creating the topic
-// when producing to a missing one.
-func (a *app) benchEnsureTopic(ctx context.Context, adm *kadm.Client, o benchOptions) (int, error) {
+// benchEnsureTopics returns the total partition count of topics, first
+// creating the missing ones (unless consuming) in one CreateTopics request
+// and waiting until each new partition has a leader in the metadata, so the
+// produce phase does not time the brokers' work of opening them. created is
+// nil when every topic existed.
+func (a *app) benchEnsureTopics(ctx context.Context, adm *kadm.Client, o benchOptions, topics []string) (partitions int, created *BenchCreateResult, err error) {
 	rctx, cancel := context.WithTimeout(ctx, a.opts.requestTimeout)
 	defer cancel()
-	details, err := adm.ListTopics(rctx, o.topic)
+	details, err := adm.ListTopics(rctx, topics...)
 	if err != nil {
-		return 0, fmt.Errorf("bench: describe topic %q: %w", o.topic, err)
+		return 0, nil, fmt.Errorf("bench: describe topics: %w", err)
 	}
-	if td, ok := details[o.topic]; ok && td.Err == nil {
-		if int32(len(td.Partitions)) != o.partitions {
-			fmt.Fprintf(a.env.Stderr, "bench: using existing topic %q with %d partitions\n", o.topic, len(td.Partitions))
+	var missing []string
+	for _, t := range topics {
+		td, ok := details[t]
+		if !ok || td.Err != nil {
+			missing = append(missing, t)
+			continue
 		}
-		return len(td.Partitions), nil
+		if int32(len(td.Partitions)) != o.partitions {
+			fmt.Fprintf(a.env.Stderr, "bench: using existing topic %q with %d partitions\n", t, len(td.Partitions))
+		}
+		partitions += len(td.Partitions)
+	}
+	if len(missing) == 0 {
+		return partitions, nil, nil
 	}
 	if o.mode == "consume" {
-		return 0, fmt.Errorf("bench: topic %q does not exist (run --mode produce first)", o.topic)
+		return 0, nil, fmt.Errorf("bench: topic %q does not exist (run --mode produce first)", missing[0])
 	}
-	resp, err := adm.CreateTopic(rctx, o.partitions, o.replicationFactor, nil, o.topic)
-	if err != nil && !errors.Is(err, kerr.TopicAlreadyExists) {
-		return 0, fmt.Errorf("bench: create topic %q: %w", o.topic, withMessage(err, resp.ErrMessage))
+
+	start := time.Now()
+	resps, err := adm.CreateTopics(rctx, o.partitions, o.replicationFactor, nil, missing...)
+	if err != nil {
+		return 0, nil, fmt.Errorf("bench: create topics: %w", err)
 	}
-	fmt.Fprintf(a.env.Stderr, "bench: created topic %q with %d partitions\n", o.topic, o.partitions)
-	return int(o.partitions), nil
+	for _, t := range missing {
+		r, ok := resps[t]
+		if !ok {
+			return 0, nil, fmt.Errorf("bench: create topic %q: no answer for it", t)
+		}
+		if r.Err != nil && !errors.Is(r.Err, kerr.TopicAlreadyExists) {
+			return 0, nil, fmt.Errorf("bench: create topic %q: %w", t, withMessage(r.Err, r.ErrMessage))
+		}
+	}
+	n, err := benchAwaitLeaders(rctx, adm, missing)
+	if err != nil {
+		return 0, nil, err
+	}
+	created = &BenchCreateResult{Topics: len(missing), Partitions: n, ElapsedSeconds: time.Since(start).Seconds()}
+	if len(missing) == 1 {
+		fmt.Fprintf(a.env.Stderr, "bench: created topic %q with %d partitions\n", missing[0], n)
+	} else {
+		fmt.Fprintf(a.env.Stderr, "bench: created %d topics with %d partitions in all in %.3fs\n", len(missing), n, created.ElapsedSeconds)
+	}
+	return partitions + n, created, nil
 }
 
-// benchOffsets lists offsets of every partition of topic. A topic that was
-// just created may not be known to every broker (or the client's metadata
+// benchAwaitLeaders polls the metadata of topics until every partition of
+// each has a leader, and returns their partition count. WithAuthorizedOps
+// makes kadm skip the client's metadata cache, which would otherwise keep
+// answering with what it saw before the creation for up to MetadataMinAge
+// (5 s).
+func benchAwaitLeaders(ctx context.Context, adm *kadm.Client, topics []string) (int, error) {
+	ctx = kadm.WithAuthorizedOps(ctx)
+	for {
+		details, err := adm.ListTopics(ctx, topics...)
+		if err != nil {
+			return 0, fmt.Errorf("bench: describe created topics: %w", err)
+		}
+		n, pending := 0, ""
+		for _, t := range topics {
+			td, ok := details[t]
+			if !ok || td.Err != nil || len(td.Partitions) == 0 {
+				pending = t
+				break
+			}
+			for _, p := range td.Partitions {
+				if p.Err != nil || p.Leader < 0 {
+					pending = t
+				}
+			}
+			n += len(td.Partitions)
+		}
+		if pending == "" {
+			return n, nil
+		}
+		select {
+		case <-ctx.Done():
+			return 0, fmt.Errorf("bench: created topic %q has partitions without a leader: %w", pending, ctx.Err())
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
+
+// benchOffsets holds an offset per topic and partition.
+type benchOffsets map[string]map[int32]int64
+
+// benchListOffsets lists offsets of every partition of topics. A topic that
+// was just created may not be known to every broker (or the client's metadata
 // cache) yet, so UNKNOWN_TOPIC_OR_PARTITION is retried until the request
 // timeout.
-func (a *app) benchOffsets(ctx context.Context, list func(context.Context, ...string) (kadm.ListedOffsets, error), topic string) (map[int32]int64, error) {
+func (a *app) benchListOffsets(ctx context.Context, list func(context.Context, ...string) (kadm.ListedOffsets, error), topics []string) (benchOffsets, error) {
 	rctx, cancel := context.WithTimeout(ctx, a.opts.requestTimeout)
 	defer cancel()
 	for {
-		out, err := listOffsetsOnce(rctx, list, topic)
+		out, err := listOffsetsOnce(rctx, list, topics)
 		if err == nil || !errors.Is(err, kerr.UnknownTopicOrPartition) {
 			return out, err
 		}
@@ -290,12 +413,12 @@ func (a *app) benchOffsets(ctx context.Context, list func(context.Context, ...st
 	}
 }
 
-func listOffsetsOnce(ctx context.Context, list func(context.Context, ...string) (kadm.ListedOffsets, error), topic string) (map[int32]int64, error) {
-	listed, err := list(ctx, topic)
+func listOffsetsOnce(ctx context.Context, list func(context.Context, ...string) (kadm.ListedOffsets, error), topics []string) (benchOffsets, error) {
+	listed, err := list(ctx, topics...)
 	if err != nil {
-		return nil, fmt.Errorf("bench: list offsets of %q: %w", topic, err)
+		return nil, fmt.Errorf("bench: list offsets: %w", err)
 	}
-	out := make(map[int32]int64)
+	out := make(benchOffsets)
 	var firstErr error
 	listed.Each(func(lo kadm.ListedOffset) {
 		if lo.Err != nil {
@@ -304,7 +427,10 @@ func listOffsetsOnce(ctx context.Context, list func(context.Context, ...string) 
 			}
 			return
 		}
-		out[lo.Partition] = lo.Offset
+		if out[lo.Topic] == nil {
+			out[lo.Topic] = make(map[int32]int64)
+		}
+		out[lo.Topic][lo.Partition] = lo.Offset
 	})
 	return out, firstErr
 }
@@ -327,8 +453,11 @@ func (r *produceRun) fail(err error) {
 	r.mu.Unlock()
 }
 
-func (a *app) benchProduce(ctx context.Context, o benchOptions, popts []kgo.Opt) (*BenchProduceResult, error) {
-	opts := append([]kgo.Opt{kgo.DefaultProduceTopic(o.topic), kgo.ProducerLinger(o.linger)}, popts...)
+func (a *app) benchProduce(ctx context.Context, o benchOptions, topics []string, popts []kgo.Opt) (*BenchProduceResult, error) {
+	opts := append([]kgo.Opt{kgo.ProducerLinger(o.linger)}, popts...)
+	if o.partitioner == "round-robin" {
+		opts = append(opts, kgo.RecordPartitioner(kgo.RoundRobinPartitioner()))
+	}
 	if o.batchMaxBytes > 0 {
 		opts = append(opts, kgo.ProducerBatchMaxBytes(o.batchMaxBytes))
 	}
@@ -366,7 +495,7 @@ func (a *app) benchProduce(ctx context.Context, o benchOptions, popts []kgo.Opt)
 
 	var wg sync.WaitGroup
 	for i, cl := range clients {
-		wg.Go(func() { benchProduceLoop(ctx, cl, o, payload, run, start, deadline, i) })
+		wg.Go(func() { benchProduceLoop(ctx, cl, o, topics, payload, run, start, deadline, i) })
 	}
 	wg.Wait()
 	for _, cl := range clients {
@@ -404,8 +533,10 @@ func (a *app) benchProduce(ctx context.Context, o benchOptions, popts []kgo.Opt)
 // sends record i at start + (i + idx/n) * n/rate, so the producers together
 // keep a uniform schedule; each record's latency is timed from the earlier of
 // its due time and its actual send, which charges a late send's delay to the
-// system under test rather than hiding it.
-func benchProduceLoop(ctx context.Context, cl *kgo.Client, o benchOptions, payload []byte, run *produceRun, start, deadline time.Time, idx int) {
+// system under test rather than hiding it. Record i of producer idx goes to
+// topic (i*n + idx) mod len(topics), so the producers together visit the
+// topics in turn.
+func benchProduceLoop(ctx context.Context, cl *kgo.Client, o benchOptions, topics []string, payload []byte, run *produceRun, start, deadline time.Time, idx int) {
 	var interval float64 // ns between this producer's records; 0 unpaced
 	if o.rate > 0 {
 		interval = float64(time.Second) * float64(o.producers) / float64(o.rate)
@@ -438,7 +569,8 @@ func benchProduceLoop(ctx context.Context, cl *kgo.Client, o benchOptions, paylo
 			return
 		}
 		run.sent.Add(1)
-		cl.Produce(ctx, &kgo.Record{Topic: o.topic, Value: payload}, func(r *kgo.Record, err error) {
+		topic := topics[(i*o.producers+idx)%len(topics)]
+		cl.Produce(ctx, &kgo.Record{Topic: topic, Value: payload}, func(r *kgo.Record, err error) {
 			if err != nil {
 				run.fail(err)
 				return
@@ -450,25 +582,36 @@ func benchProduceLoop(ctx context.Context, cl *kgo.Client, o benchOptions, paylo
 	}
 }
 
-func (a *app) benchConsume(ctx context.Context, o benchOptions, starts, ends map[int32]int64, deadline time.Time) (*BenchConsumeResult, error) {
+// topicPartition names one partition of one topic.
+type topicPartition struct {
+	topic     string
+	partition int32
+}
+
+func (a *app) benchConsume(ctx context.Context, o benchOptions, starts, ends benchOffsets, deadline time.Time) (*BenchConsumeResult, error) {
 	res := &BenchConsumeResult{}
-	offsets := make(map[int32]kgo.Offset)
-	remaining := make(map[int32]int64) // partition -> end offset still to reach
-	for p, end := range ends {
-		start, ok := starts[p]
-		if !ok {
-			start = 0 // partition created after the start snapshot
-		}
-		if end > start {
-			offsets[p] = kgo.NewOffset().At(start)
-			remaining[p] = end
-			res.Expected += end - start
+	offsets := make(map[string]map[int32]kgo.Offset)
+	remaining := make(map[topicPartition]int64) // end offset still to reach
+	for t, tends := range ends {
+		for p, end := range tends {
+			start, ok := starts[t][p]
+			if !ok {
+				start = 0 // partition created after the start snapshot
+			}
+			if end > start {
+				if offsets[t] == nil {
+					offsets[t] = make(map[int32]kgo.Offset)
+				}
+				offsets[t][p] = kgo.NewOffset().At(start)
+				remaining[topicPartition{t, p}] = end
+				res.Expected += end - start
+			}
 		}
 	}
 	if len(offsets) == 0 {
 		return res, nil
 	}
-	cl, err := a.newClient(kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{o.topic: offsets}))
+	cl, err := a.newClient(kgo.ConsumePartitions(offsets))
 	if err != nil {
 		return nil, err
 	}
@@ -499,7 +642,8 @@ func (a *app) benchConsume(ctx context.Context, o benchOptions, starts, ends map
 		timedOut := pctx.Err() != nil
 		cancel()
 		fetches.EachRecord(func(r *kgo.Record) {
-			end, ok := remaining[r.Partition]
+			tp := topicPartition{r.Topic, r.Partition}
+			end, ok := remaining[tp]
 			if !ok || r.Offset >= end {
 				return
 			}
@@ -507,7 +651,7 @@ func (a *app) benchConsume(ctx context.Context, o benchOptions, starts, ends map
 			bytes.Add(int64(len(r.Key) + len(r.Value)))
 			last = time.Now()
 			if r.Offset+1 >= end {
-				delete(remaining, r.Partition)
+				delete(remaining, tp)
 			}
 		})
 		if timedOut && fetches.NumRecords() == 0 {
@@ -576,8 +720,15 @@ func writeBenchSummary(w io.Writer, r *BenchResult, o benchOptions) {
 	if r.Rate > 0 {
 		rate = fmt.Sprintf("%d rec/s", r.Rate)
 	}
+	topic := r.Topic
+	if r.Topics > 1 {
+		topic = fmt.Sprintf("%s-0...%s-%d", r.Topic, r.Topic, r.Topics-1)
+	}
 	fmt.Fprintf(w, "bench: topic %s, %d partitions, %d-byte records, mode %s, rate %s, %d producer(s), acks %s, compression %s, linger %v\n",
-		r.Topic, r.Partitions, r.RecordSize, r.Mode, rate, r.Producers, r.Acks, r.Compression, o.linger)
+		topic, r.Partitions, r.RecordSize, r.Mode, rate, r.Producers, r.Acks, r.Compression, o.linger)
+	if c := r.Create; c != nil {
+		fmt.Fprintf(w, "create: %d topic(s), %d partitions in %.3fs\n", c.Topics, c.Partitions, c.ElapsedSeconds)
+	}
 	if p := r.Produce; p != nil {
 		fmt.Fprintf(w, "produce: %d records, %.2f MiB in %.3fs: %.1f rec/s, %.2f MiB/s, %d failed\n",
 			p.Records, float64(p.Bytes)/mib, p.ElapsedSeconds, p.RecordsPerSecond, p.MiBPerSecond, p.Failed)

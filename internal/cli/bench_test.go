@@ -6,7 +6,9 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kgo"
 )
 
 // TestBenchFixedRate runs both phases for one second at 200 records/s. The
@@ -74,5 +76,72 @@ func TestBenchJSONAndModes(t *testing.T) {
 	r = runCLI(t.Context(), addr, "", "bench", "--topic", "absent", "--mode", "consume")
 	if r.code != 1 || !strings.Contains(r.stderr, "does not exist") {
 		t.Fatalf("consume of a missing topic: exit %d stderr %q", r.code, r.stderr)
+	}
+}
+
+// TestBenchTopicCountRoundRobin spreads 120 paced records over 3 topics of 2
+// partitions: the producer visits the topics in turn and round-robin visits
+// each topic's partitions in turn, so every partition gets exactly 20.
+func TestBenchTopicCountRoundRobin(t *testing.T) {
+	addr := startCluster(t)
+	r := mustRun(t, addr, "", "bench", "--topic", "rr", "--topic-count", "3", "--partitions", "2", "--mode", "create", "--json")
+	var res BenchResult
+	if err := json.Unmarshal([]byte(r.stdout), &res); err != nil {
+		t.Fatalf("--json output: %v\n%s", err, r.stdout)
+	}
+	if c := res.Create; c == nil || c.Topics != 3 || c.Partitions != 6 || res.Produce != nil || res.Consume != nil || res.Partitions != 6 {
+		t.Fatalf("create result %+v create %+v", res, res.Create)
+	}
+	if !strings.Contains(r.stderr, "bench: created 3 topics with 6 partitions in all") {
+		t.Errorf("creation not reported:\n%s", r.stderr)
+	}
+
+	r = mustRun(t, addr, "", "bench", "--topic", "rr", "--topic-count", "3", "--partitioner", "round-robin",
+		"--duration", "600ms", "--rate", "200", "--record-size", "10", "--mode", "both", "--json")
+	res = BenchResult{}
+	if err := json.Unmarshal([]byte(r.stdout), &res); err != nil {
+		t.Fatalf("--json output: %v\n%s", err, r.stdout)
+	}
+	if res.Create != nil || res.Topics != 3 || res.Partitions != 6 || res.Partitioner != "round-robin" {
+		t.Fatalf("result %+v (topics existed: no create expected)", res)
+	}
+	if p := res.Produce; p.Records != 120 || p.Failed != 0 {
+		t.Fatalf("produce %+v", p)
+	}
+	if c := res.Consume; c.Records != 120 || c.Expected != 120 {
+		t.Fatalf("consume %+v", c)
+	}
+
+	cl, err := kgo.NewClient(kgo.SeedBrokers(addr))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	ends, err := kadm.NewClient(cl).ListEndOffsets(t.Context(), "rr-0", "rr-1", "rr-2")
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	ends.Each(func(lo kadm.ListedOffset) {
+		n++
+		if lo.Err != nil || lo.Offset != 20 {
+			t.Errorf("%s[%d]: end offset %d, err %v; want 20", lo.Topic, lo.Partition, lo.Offset, lo.Err)
+		}
+	})
+	if n != 6 {
+		t.Errorf("listed %d partitions, want 6", n)
+	}
+}
+
+func TestBenchUsageErrors(t *testing.T) {
+	addr := startCluster(t)
+	for _, args := range [][]string{
+		{"bench", "--topic-count", "0"},
+		{"bench", "--partitioner", "hash"},
+		{"bench", "--mode", "sometimes"},
+	} {
+		if r := runCLI(t.Context(), addr, "", args...); r.code != 2 {
+			t.Errorf("%v: exit %d, want 2; stderr %q", args, r.code, r.stderr)
+		}
 	}
 }

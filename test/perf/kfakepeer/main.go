@@ -6,7 +6,9 @@
 //	kfakepeer --addr 127.0.0.1:9192 --data-dir /tmp/kfake --partitions 16
 //
 // It serves until SIGINT or SIGTERM, then closes the cluster (flushing its
-// data directory, if any) and exits.
+// data directory, if any) and exits. kfake answers a batch it could not
+// write to its data dir with UNKNOWN_SERVER_ERROR and says why only in its
+// log, so benchmark scripts run it with --log-level warn (logs go to stderr).
 package main
 
 import (
@@ -40,6 +42,7 @@ func run(ctx context.Context, args []string, ready func(addrs []string)) error {
 	dataDir := fs.String("data-dir", "", "persist the log in this directory (default: in memory only)")
 	partitions := fs.Int("partitions", 16, "partitions of auto-created topics and the broker default for CreateTopics with -1")
 	syncWrites := fs.Bool("sync-writes", false, "fsync every batch (only with --data-dir); the default relies on the page cache like Kafka")
+	logLevel := fs.String("log-level", "none", "kfake's log on stderr: none|error|warn|info|debug")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -55,6 +58,10 @@ func run(ctx context.Context, args []string, ready func(addrs []string)) error {
 	if _, _, err := net.SplitHostPort(*addr); err != nil {
 		return fmt.Errorf("--addr %q: %w", *addr, err)
 	}
+	level, err := parseLogLevel(*logLevel)
+	if err != nil {
+		return err
+	}
 
 	opts := []kfake.Opt{
 		kfake.NumBrokers(1),
@@ -63,6 +70,9 @@ func run(ctx context.Context, args []string, ready func(addrs []string)) error {
 		// kfake always listens on 127.0.0.1; ListenFn substitutes the
 		// requested address (the single broker advertises what it bound).
 		kfake.ListenFn(func(network, _ string) (net.Listener, error) { return net.Listen(network, *addr) }),
+	}
+	if level != kfake.LogLevelNone {
+		opts = append(opts, kfake.WithLogger(kfake.BasicLogger(os.Stderr, level)))
 	}
 	if *dataDir != "" {
 		opts = append(opts, kfake.DataDir(*dataDir))
@@ -78,4 +88,20 @@ func run(ctx context.Context, args []string, ready func(addrs []string)) error {
 	ready(c.ListenAddrs())
 	<-ctx.Done()
 	return nil
+}
+
+func parseLogLevel(s string) (kfake.LogLevel, error) {
+	switch s {
+	case "none":
+		return kfake.LogLevelNone, nil
+	case "error":
+		return kfake.LogLevelError, nil
+	case "warn":
+		return kfake.LogLevelWarn, nil
+	case "info":
+		return kfake.LogLevelInfo, nil
+	case "debug":
+		return kfake.LogLevelDebug, nil
+	}
+	return 0, fmt.Errorf("--log-level: unknown level %q (want none|error|warn|info|debug)", s)
 }

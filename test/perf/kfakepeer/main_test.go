@@ -69,6 +69,7 @@ func TestPeerRejectsBadFlags(t *testing.T) {
 		{"--partitions", "0"},
 		{"--sync-writes"},
 		{"--addr", "nocolon"},
+		{"--log-level", "loud"},
 		{"extra"},
 	} {
 		if err := run(t.Context(), args, func([]string) { t.Errorf("%v: started", args) }); err == nil {
