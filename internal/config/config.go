@@ -85,6 +85,10 @@ type Config struct {
 	FlushInterval time.Duration // log.flush.interval.ms, default 1000 (used with log.flush.mode=interval)
 
 	LogRetentionCheckInterval time.Duration // log.retention.check.interval.ms, default 300000
+	// LogMaxOpenFiles is log.max.open.files, default 10000: segment and
+	// index files the broker keeps open; beyond it the least recently used
+	// are closed (idle partitions hold none) and reopened on use.
+	LogMaxOpenFiles int32
 
 	// TopicDefaults are broker-level defaults for topic configs, keyed by
 	// the topic config name (retention.ms, segment.bytes, ...), set in YAML

@@ -43,6 +43,7 @@ func Default() Config {
 		FlushMode:                 FlushOnAck,
 		FlushInterval:             1000 * time.Millisecond,
 		LogRetentionCheckInterval: 300000 * time.Millisecond,
+		LogMaxOpenFiles:           10000,
 		TopicDefaults:             map[string]string{},
 		ShutdownTimeout:           10000 * time.Millisecond,
 		BrokerHeartbeatInterval:   2000 * time.Millisecond,

@@ -385,6 +385,8 @@ func buildSettings() []setting {
 			1, func(c *Config) *time.Duration { return &c.FlushInterval }),
 		msSetting("log.retention.check.interval.ms", "How often retention deletes old segments.",
 			1, func(c *Config) *time.Duration { return &c.LogRetentionCheckInterval }),
+		intSetting("log.max.open.files", "", "Segment and index files kept open; beyond it the least recently used are closed and reopened on use, so idle partitions hold no descriptors. Files in use may exceed it briefly; keep it well below the process's open file limit, which connections share.",
+			1, math.MaxInt32, func(c *Config) *int32 { return &c.LogMaxOpenFiles }),
 		msSetting("shutdown.timeout.ms", "How long a graceful shutdown waits before closing connections.",
 			1, func(c *Config) *time.Duration { return &c.ShutdownTimeout }),
 		intSetting("offsets.topic.num.partitions", "", "Partitions of __consumer_offsets (fixed once the topic exists); each has its own group coordinator.",

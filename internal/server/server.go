@@ -174,6 +174,7 @@ func (s *Server) openLogs(context.Context) error {
 		FlushOnAck:             cfg.FlushMode == config.FlushOnAck,
 		FlushInterval:          cfg.FlushInterval,
 		RetentionCheckInterval: cfg.LogRetentionCheckInterval,
+		MaxOpenFiles:           int(cfg.LogMaxOpenFiles),
 		OnFsync:                s.m.ObserveFsync,
 		ConfigFor: func(id storage.PartitionID) (storage.LogConfig, bool) {
 			t := meta.Image().Topics[id.Topic]

@@ -54,7 +54,9 @@ type AppendResult struct {
 	Duplicate      bool // an idempotent retry: nothing was written
 }
 
-// Chunk is a byte range of a segment file holding whole batches.
+// Chunk is a byte range of a segment file holding whole batches. Its
+// file stays open (pinned in the Manager's file cache) until the Slice
+// holding it is released.
 type Chunk struct {
 	File *os.File // the segment file when it is a real OS file (sendfile), else nil
 	R    ReaderAt // always set
@@ -74,8 +76,12 @@ var (
 	ErrInvalidProducerEpoch = errors.New("storage: invalid producer epoch")
 	ErrRecordTooLarge       = errors.New("storage: record batch too large")
 	ErrClosed               = errors.New("storage: log closed")
-	// ErrStorage wraps the I/O error (ENOSPC, EIO, …) that failed a log:
-	// the log accepts no more writes (Kafka's KAFKA_STORAGE_ERROR).
-	ErrStorage = errors.New("storage: log failed")
-	ErrCorrupt              = errors.New("storage: corrupt data")
+	// ErrStorage wraps an I/O error (ENOSPC, EIO, EMFILE, …), Kafka's
+	// KAFKA_STORAGE_ERROR. An error writing or syncing data fails the log:
+	// it accepts no more writes (Failed). An error before anything was
+	// written (reopening a segment file the file cache closed, creating a
+	// new log's first segment, loading state a clean open left unread)
+	// fails only that call.
+	ErrStorage = errors.New("storage: I/O error")
+	ErrCorrupt = errors.New("storage: corrupt data")
 )

@@ -95,13 +95,26 @@ func writeFileAtomic(fsys vfs.FS, name string, data []byte) error {
 	return nil
 }
 
-// readFile reads a whole (small) file.
+// readFile reads a whole file of at most limit bytes.
 func readFile(fsys vfs.FS, name string, limit int64) ([]byte, error) {
 	f, err := fsys.Open(name)
 	if err != nil {
 		return nil, err
 	}
 	defer f.Close()
+	// Most files read here (checkpoints, markers) are small: one read and
+	// no stat, which counts when thousands of partitions open.
+	small := make([]byte, 256)
+	n, err := f.ReadAt(small, 0)
+	if n < len(small) {
+		if err != nil && !errors.Is(err, io.EOF) {
+			return nil, err
+		}
+		if int64(n) > limit {
+			return nil, fmt.Errorf("%w: %s is %d bytes, limit %d", ErrCorrupt, name, n, limit)
+		}
+		return small[:n], nil
+	}
 	st, err := f.Stat()
 	if err != nil {
 		return nil, err

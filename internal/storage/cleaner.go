@@ -315,7 +315,14 @@ func (l *Log) swapSegment(v segView, batches [][]byte) (bool, error) {
 	if err != nil {
 		return false, fmt.Errorf("storage: create %s: %w", cleaned, err)
 	}
-	ns := newSegmentValue(l.fs, l.dir, old.base, f)
+	// The new segment's file stays pinned until it is installed: until
+	// then its name is not N.log.
+	ns := newSegment(l.fs, l.files, l.dir, old.base)
+	l.files.adopt(&ns.log, f, true)
+	abandon := func() {
+		ns.unpinLog()
+		ns.release()
+	}
 	ns.idxLoaded = true
 	pos := int64(0)
 	for _, b := range batches {
@@ -324,7 +331,7 @@ func (l *Log) swapSegment(v segView, batches [][]byte) (bool, error) {
 			_, err = f.WriteAt(b, pos)
 		}
 		if err != nil {
-			ns.release()
+			abandon()
 			l.fs.Remove(cleaned)
 			return false, fmt.Errorf("storage: write %s: %w", cleaned, err)
 		}
@@ -333,7 +340,7 @@ func (l *Log) swapSegment(v segView, batches [][]byte) (bool, error) {
 	}
 	ns.size = pos
 	if err := f.Sync(); err != nil {
-		ns.release()
+		abandon()
 		l.fs.Remove(cleaned)
 		return false, fmt.Errorf("storage: sync %s: %w", cleaned, err)
 	}
@@ -342,29 +349,37 @@ func (l *Log) swapSegment(v segView, batches [][]byte) (bool, error) {
 	defer l.mu.Unlock()
 	i := sort.Search(len(l.segs), func(i int) bool { return l.segs[i].base >= old.base })
 	if l.closed || l.failed != nil || i >= len(l.segs)-1 || l.segs[i] != old || old.size != v.size {
-		ns.release()
+		abandon()
 		l.fs.Remove(cleaned)
 		return false, nil
+	}
+	if err := l.touchLocked(); err != nil {
+		abandon()
+		l.fs.Remove(cleaned)
+		return false, err
 	}
 	ns.next, ns.createdMs = old.next, old.createdMs
 	swap := segmentFile(l.dir, old.base, logSuffix+swapSuffix)
 	if err := l.fs.Rename(cleaned, swap); err != nil {
-		ns.release()
+		abandon()
 		return false, l.failLocked(fmt.Errorf("storage: cleaner swap segment %d: %w", old.base, err))
 	}
 	if err := l.fs.SyncDir(l.dir); err != nil {
-		ns.release()
+		abandon()
 		return false, l.failLocked(fmt.Errorf("storage: cleaner swap segment %d: %w", old.base, err))
 	}
-	// Committed: from here recovery completes the swap if we crash.
+	// Committed: from here recovery completes the swap if we crash. The
+	// old segment's names are about to be the new one's; it stays
+	// readable through its open file until it is released.
+	old.retire(true)
 	for _, suf := range []string{indexSuffix, timeIndexSuffix} {
 		if err := l.fs.Remove(segmentFile(l.dir, old.base, suf)); err != nil && !errors.Is(err, fs.ErrNotExist) {
-			ns.release()
+			abandon()
 			return false, l.failLocked(fmt.Errorf("storage: cleaner swap segment %d: %w", old.base, err))
 		}
 	}
 	if err := l.fs.Rename(swap, segmentFile(l.dir, old.base, logSuffix)); err != nil {
-		ns.release()
+		abandon()
 		return false, l.failLocked(fmt.Errorf("storage: cleaner swap segment %d: %w", old.base, err))
 	}
 	ns.idxMu.Lock()
@@ -378,11 +393,12 @@ func (l *Log) swapSegment(v segView, batches [][]byte) (bool, error) {
 		err = l.fs.SyncDir(l.dir)
 	}
 	if err != nil {
-		ns.release()
+		abandon()
 		return false, l.failLocked(fmt.Errorf("storage: cleaner swap segment %d: %w", old.base, err))
 	}
 	l.segs[i] = ns
 	l.size += ns.size - old.size
+	ns.unpinLog()
 	old.release()
 	return true, nil
 }

@@ -23,6 +23,12 @@
 //	    leader-epoch.checkpoint         leader epoch → start offset
 //	    clean-shutdown                  present only after a clean Close
 //
+// A new partition is an empty directory: its first segment's file is
+// created by its first write, and a directory that is empty at open is an
+// empty log. A segment's index files are created with its first index
+// entry, so a segment without one has none. Absent checkpoints mean the
+// defaults (log start 0, no recovery point, no epochs).
+//
 // Segment and snapshot names are the base offset as 20 zero-padded
 // decimal digits. Transient names: <name>.tmp (a checkpoint being
 // written: deleted at open), N.log.cleaned (compaction output being
@@ -94,13 +100,32 @@
 // The active segment's indexes are never fsynced on the append path:
 // recovery rebuilds them. A rolled segment's indexes are fsynced with it.
 //
+// Creating a log fsyncs nothing. Its directory entries (the partition
+// directory in the data directory, its first segment file) become durable
+// in the flusher round that first makes data durable, before any of it
+// counts as durable (or at Close): the partition directory is fsynced and
+// then the data directory, with one fsync shared by every log created
+// before it started. A crash before that loses at most an empty log,
+// which the partition host creates again. OpenManager fsyncs the data
+// directory once, since a directory created before a process crash may
+// hold data recovery now serves as durable.
+//
 // # Recovery
 //
-// Close writes a clean-shutdown marker after fsyncing everything. Open
-// reads and deletes it; with a marker that matches the files nothing is
-// scanned (indexes of closed segments are loaded lazily on first use), so
-// opening a large clean log costs a directory listing and one stat per
-// segment. Without one, every batch after the recovery point is validated
+// Close writes a clean-shutdown marker after fsyncing everything. With a
+// marker that matches the files, open trusts them and writes nothing: it
+// costs a directory listing, the marker's read and one stat per segment;
+// no segment file is opened, indexes of closed segments are loaded on
+// first use, and the producer snapshot and leader epoch checkpoint (which
+// Close left matching the log) are read when first needed. The marker is
+// kept until the log's first change, which removes it (see touchLocked):
+// every change that could make a stale marker lie after a crash (cutting
+// or rewriting a segment, making appended data durable) fsyncs the
+// directory first, and appends alone only grow the active segment, so a
+// marker still found after a crash matches only unchanged files. Closing
+// a log that was not changed since such an open writes nothing. A marker
+// that does not match is deleted, durably, before recovery changes
+// anything. Without one, every batch after the recovery point is validated
 // (framing, CRC-32C, increasing offsets), the log is truncated at the
 // first torn or corrupt batch or at a gap between segments (data of a
 // later segment that outlived an unsynced earlier one), and the scanned
@@ -110,7 +135,8 @@
 // offset), and rebuilt from the log when wrong.
 //
 // The recovery point is checkpointed after the flush that follows each
-// roll, at open and at Close, and lowered by Truncate.
+// roll, after recovery at an open without a trusted marker, and at Close,
+// and lowered by Truncate.
 //
 // # Idempotent producers
 //
@@ -120,9 +146,10 @@
 // An append carrying a producer ID must hold exactly one batch (Kafka's
 // rule for Produce v3+; ErrInvalidRecord otherwise). The table is
 // snapshotted as <next offset>.snapshot at each roll and at Close; open
-// loads the newest snapshot at or below the recovered end and replays the
-// batch headers after it. Truncate reloads it the same way. Idle
-// producers expire in the retention pass (ProducerIDExpiration).
+// (after a clean Close, the first use) loads the newest snapshot at or
+// below the log end and replays the batch headers after it. Truncate
+// reloads it the same way. Idle producers expire in the retention pass
+// (ProducerIDExpiration).
 //
 // # Retention
 //
@@ -185,11 +212,30 @@
 // Kafka's ListOffsets does. Transactions (aborted data, markers) get no
 // special treatment from the cleaner yet.
 //
+// # Open files
+//
+// Segment and index files are opened through the Manager's file cache
+// (filecache.go), bounded by ManagerOptions.MaxOpenFiles
+// (log.max.open.files), so idle partitions hold no descriptors: every I/O
+// call pins the file it uses, reopening it by name if the cache closed
+// it, and unpins it after; a Slice keeps its chunks' files pinned until
+// Release (sendfile uses Chunk.File); unpinned files are closed least
+// recently used first when more than the bound are open. Pinned files are
+// never closed, so the bound is exceeded only while more files than that
+// are in use at once. An fsync reopens an evicted file: on Linux an fsync
+// through any descriptor writes back the file's dirty pages, and a
+// writeback error no descriptor has seen yet is reported to it (since
+// 4.16). When a segment leaves the log (retention, truncation, a
+// compaction swap, Close, Delete) it is retired before its names are
+// unlinked or reused: its names are never opened again, and its log file
+// stays open for the readers that still hold the segment.
+//
 // # Concurrency
 //
 // Log.mu serialises appends and structural changes. Readers take it only
 // to pick segments (reference-counted) and do their I/O outside it;
-// segment files are closed when the last reference goes, so deletion by
-// retention, compaction or topic deletion never closes a file under a
-// reader. Lock order: Log.cleanMu, Log.cpMu, Log.mu, segment.idxMu.
+// segment files are released when the last reference goes, so deletion
+// by retention, compaction or topic deletion never closes a file under a
+// reader. Lock order: Log.cleanMu, Log.cpMu, Log.mu, segment.idxMu,
+// fileRef.openMu, fileCache.mu; Manager.mu before Log.mu.
 package storage

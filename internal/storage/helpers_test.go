@@ -191,3 +191,16 @@ func sameBatches(t tb, got, want [][]byte) {
 		}
 	}
 }
+
+// producerOf returns a producer's state in l's table, loading the table if
+// a clean open left it unread.
+func producerOf(t tb, l *Log, pid int64) (int16, int32, bool) {
+	t.Helper()
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	pt, err := l.producersLocked()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return pt.Producer(pid)
+}

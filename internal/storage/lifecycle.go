@@ -9,7 +9,10 @@ import (
 
 // close stops the flusher, makes everything durable, writes the producer
 // snapshot, recovery point and clean-shutdown marker, and drops the log's
-// segment references (Slices still held keep their files open).
+// segment references (Slices still held keep their files open). A log
+// opened clean and not changed since writes nothing (its files and marker
+// are still those of the last Close), nor does a new log never written
+// (its directory is empty, which opens as an empty log).
 func (l *Log) close() error {
 	l.mu.Lock()
 	if l.closed {
@@ -23,6 +26,10 @@ func (l *Log) close() error {
 
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	if (l.keptMarker || l.unborn) && l.failed == nil {
+		l.shutdownLocked()
+		return nil
+	}
 	err := l.failed
 	if err == nil {
 		err = l.flushAllLocked()
@@ -56,17 +63,22 @@ func (l *Log) close() error {
 func (l *Log) flushAllLocked() error {
 	var errs []error
 	for _, s := range l.unflushed {
-		errs = append(errs, s.f.Sync(), s.syncIndexes())
+		errs = append(errs, s.syncLog(), s.syncIndexes())
 		s.release()
 	}
 	l.unflushed = nil
 	a := l.activeLocked()
-	errs = append(errs, a.f.Sync(), a.syncIndexes(), l.fs.SyncDir(l.dir))
+	errs = append(errs, a.syncLog(), a.syncIndexes(), l.fs.SyncDir(l.dir))
+	if l.newDirs != 0 {
+		errs = append(errs, l.dataDir.syncTo(l.newDirs))
+		l.newDirs = 0
+	}
 	return errors.Join(errs...)
 }
 
 // shutdownLocked fails remaining waiters, wakes long-pollers and drops
-// the segment references.
+// the segment references. Segments are retired: a directory being deleted
+// is renamed next, and readers still holding a segment keep its file.
 func (l *Log) shutdownLocked() {
 	for _, w := range l.waiters {
 		w.ch <- ErrClosed
@@ -78,6 +90,7 @@ func (l *Log) shutdownLocked() {
 	}
 	l.unflushed = nil
 	for _, s := range l.segs {
+		s.retire(s.refs.Load() > 1)
 		s.release()
 	}
 }
@@ -111,7 +124,9 @@ func (l *Log) applyRetention(now time.Time) (int, error) {
 	if l.closed || l.failed != nil {
 		return 0, nil
 	}
-	l.producers.Expire(now.UnixMilli(), l.opts.ProducerIDExpiration.Milliseconds())
+	if l.producers != nil { // an unread table has nothing to expire in memory
+		l.producers.Expire(now.UnixMilli(), l.opts.ProducerIDExpiration.Milliseconds())
+	}
 	if !l.cfg.Delete {
 		return 0, nil
 	}

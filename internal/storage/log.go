@@ -3,6 +3,7 @@ package storage
 import (
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"math"
 	"path/filepath"
@@ -38,11 +39,13 @@ const (
 // Append, Truncate and the other writers serialise on the log's lock;
 // Read holds it only to pick segments, and does its I/O outside it.
 type Log struct {
-	id     PartitionID
-	dir    string
-	fs     vfs.FS
-	logger *slog.Logger
-	opts   *ManagerOptions
+	id      PartitionID
+	dir     string
+	fs      vfs.FS
+	logger  *slog.Logger
+	opts    *ManagerOptions
+	files   *fileCache // the Manager's: every segment file is opened through it
+	dataDir *dirSyncer // fsyncs the Manager's data directory
 
 	// cpMu serialises recovery-point checkpoint writes with truncation,
 	// which must lower the checkpoint. Lock order: cpMu, then mu, then a
@@ -59,12 +62,16 @@ type Log struct {
 	logEnd       int64
 	size         int64
 	closed       bool
-	failed       error // an I/O error: the log accepts no more writes (Kafka takes the log dir offline)
-	producers    *producerstate.Table
-	epochs       []epochEntry
-	unflushed    []*segment // rolled segments not yet fsynced; each holds a reference
-	dirDirty     bool       // segment files were created or renamed since the last directory fsync
-	durable      int64      // every offset below is fsynced
+	failed       error                // an I/O error: the log accepts no more writes (Kafka takes the log dir offline)
+	producers    *producerstate.Table // nil until first needed after a clean open (producersLocked)
+	epochs       []epochEntry         // see epochsLocked
+	epochsOnDisk bool                 // a clean open left the leader epoch checkpoint unread (epochsLocked)
+	unflushed    []*segment           // rolled segments not yet fsynced; each holds a reference
+	dirDirty     bool                 // segment files were created or renamed since the last directory fsync
+	newDirs      uint64               // created lazily: the dataDir change to sync (and this directory) before data is durable; 0 once done
+	keptMarker   bool                 // opened clean and unchanged since: the clean-shutdown marker is still valid and on disk
+	unborn       bool                 // new and unchanged: the directory holds nothing, not even the first segment's file
+	durable      int64                // every offset below is fsynced
 	changed      chan struct{}
 	truncGen     uint64 // bumped by Truncate so a concurrent flush does not advance durable past it
 	waiters      []syncWaiter
@@ -194,7 +201,11 @@ func (l *Log) Append(records []byte, in AppendInput) (AppendResult, error) {
 		}
 	}
 	if h := hdrs[0]; h.HasProducer() {
-		dupBase, dup, err := l.producers.Check(h)
+		pt, err := l.producersLocked()
+		if err != nil {
+			return res, err
+		}
+		dupBase, dup, err := pt.Check(h)
 		if err != nil {
 			return res, mapProducerErr(err)
 		}
@@ -207,11 +218,14 @@ func (l *Log) Append(records []byte, in AppendInput) (AppendResult, error) {
 	for _, h := range hdrs {
 		span += int64(h.LastOffsetDelta) + 1
 	}
+	if err := l.touchLocked(); err != nil {
+		return res, err
+	}
 	if err := l.maybeRollLocked(total, span, in.NowMs); err != nil {
 		return res, err
 	}
 	if in.LeaderEpoch >= 0 {
-		if es, changed := epochsAssign(l.epochs, in.LeaderEpoch, l.logEnd); changed {
+		if es, changed := epochsAssign(l.epochsLocked(), in.LeaderEpoch, l.logEnd); changed {
 			if err := writeCheckpoint(l.fs, filepath.Join(l.dir, leaderEpochFile), ckKindLeaderEpoch, encodeEpochs(es)); err != nil {
 				return res, err
 			}
@@ -235,8 +249,8 @@ func (l *Log) Append(records []byte, in AppendInput) (AppendResult, error) {
 	}
 	active := l.activeLocked()
 	pos := active.size
-	if _, err := active.f.WriteAt(records, pos); err != nil {
-		return res, l.failLocked(fmt.Errorf("storage: append to segment %d of %v: %w", active.base, l.id, err))
+	if err := l.writeActiveLocked(records, pos); err != nil {
+		return res, err
 	}
 	for _, h := range hdrs {
 		if err := active.appendIndexes(h, pos, l.intervalLocked()); err != nil {
@@ -258,6 +272,55 @@ func (l *Log) Append(records []byte, in AppendInput) (AppendResult, error) {
 		l.notifyLocked()
 	}
 	return res, nil
+}
+
+// writeActiveLocked writes records at pos in the active segment. A write
+// error fails the log; failing to open the file (evicted by the file cache,
+// and the process out of descriptors) wraps ErrStorage but fails only this
+// write, since nothing was written.
+func (l *Log) writeActiveLocked(records []byte, pos int64) error {
+	active := l.activeLocked()
+	f, _, err := active.pinLog()
+	if err != nil {
+		return fmt.Errorf("%w: %v: %w", ErrStorage, l.id, err)
+	}
+	_, err = f.WriteAt(records, pos)
+	active.unpinLog()
+	if err != nil {
+		return l.failLocked(fmt.Errorf("storage: append to segment %d of %v: %w", active.base, l.id, err))
+	}
+	return nil
+}
+
+// touchLocked is called before every change to the log's files, and does
+// what the first one needs. A new log creates its first segment's file
+// (until then its directory is empty, which opens as an empty log).
+//
+// A log opened clean removes its clean-shutdown marker, which stays valid
+// until then, so opening and closing an idle log writes nothing. The
+// removal becomes durable with the next directory fsync, which precedes
+// any change that could make the marker lie after a crash: the flusher
+// fsyncs the directory before it makes appended data durable (appends only
+// grow the active segment, so a stale marker matches only unchanged
+// files), and truncation and compaction fsync it before they cut or swap.
+//
+// Its errors wrap ErrStorage; nothing was changed, so the log is not
+// failed.
+func (l *Log) touchLocked() error {
+	if l.unborn {
+		if err := l.activeLocked().create(); err != nil {
+			return fmt.Errorf("%w: %v: %w", ErrStorage, l.id, err)
+		}
+		l.unborn = false
+	}
+	if l.keptMarker {
+		if err := l.fs.Remove(filepath.Join(l.dir, cleanShutdownFile)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return fmt.Errorf("%w: remove clean-shutdown marker of %v: %w", ErrStorage, l.id, err)
+		}
+		l.keptMarker = false
+		l.dirDirty = true
+	}
+	return nil
 }
 
 // splitHeaders parses the batch headers of records; the broker validated
@@ -332,7 +395,10 @@ func (l *Log) rollLocked(nowMs int64) error {
 		old.createdMs = nowMs
 		return nil
 	}
-	s, err := createSegment(l.fs, l.dir, l.logEnd, nowMs)
+	if err := l.touchLocked(); err != nil {
+		return err
+	}
+	s, err := createSegment(l.fs, l.files, l.dir, l.logEnd, nowMs)
 	if err != nil {
 		return l.failLocked(err)
 	}
@@ -415,6 +481,12 @@ func (l *Log) flushOnce() {
 	active.acquire()
 	dirDirty := l.dirDirty
 	l.dirDirty = false
+	// A lazily created log's directory entries become durable with its
+	// first data, before any of it counts as durable.
+	newDirs := uint64(0)
+	if l.newDirs != 0 && (target > l.durable || len(rolled) > 0) {
+		newDirs, l.newDirs, dirDirty = l.newDirs, 0, true
+	}
 	needRP := active.base != l.rp.SegmentBase
 	needSync := target > l.durable || len(rolled) > 0 || dirDirty
 	l.mu.Unlock()
@@ -423,7 +495,7 @@ func (l *Log) flushOnce() {
 	start := time.Now()
 	for _, s := range rolled {
 		if err == nil {
-			err = s.f.Sync()
+			err = s.syncLog()
 		}
 		if err == nil {
 			err = s.syncIndexes()
@@ -431,11 +503,14 @@ func (l *Log) flushOnce() {
 		s.release()
 	}
 	if err == nil && needSync {
-		err = active.f.Sync()
+		err = active.syncLog()
 	}
 	active.release()
 	if err == nil && dirDirty {
 		err = l.fs.SyncDir(l.dir)
+	}
+	if err == nil && newDirs != 0 {
+		err = l.dataDir.syncTo(newDirs)
 	}
 	if needSync && l.opts.OnFsync != nil {
 		l.opts.OnFsync(time.Since(start))
@@ -496,10 +571,50 @@ func (l *Log) checkpointRecoveryPoint(rp recoveryPoint, gen uint64) {
 	l.mu.Unlock()
 }
 
+// producersLocked returns the producer table, which a clean open leaves
+// unread until first needed (idempotent appends, replicated appends of
+// idempotent batches, producer snapshots): then it loads the newest
+// snapshot not beyond the log end and replays the batches after it, as
+// recovery does. Errors wrap ErrStorage.
+func (l *Log) producersLocked() (*producerstate.Table, error) {
+	if l.producers != nil {
+		return l.producers, nil
+	}
+	snaps, err := listBases(l.fs, l.dir, snapshotSuffix)
+	if err == nil {
+		l.producers = producerstate.New()
+		if err = l.loadProducerState(snaps); err != nil {
+			l.producers = nil
+		}
+	}
+	if err != nil {
+		return nil, fmt.Errorf("%w: load producer state of %v: %w", ErrStorage, l.id, err)
+	}
+	l.producers.Prune(l.logStart)
+	return l.producers, nil
+}
+
+// epochsLocked returns the leader epoch cache, which a clean open leaves
+// unread until first needed. Close left the checkpoint trimmed to the log
+// (see fixEpochs), except for a failed trim of its start after retention
+// or DeleteRecords, which is redone here in memory, as fixEpochs would.
+func (l *Log) epochsLocked() []epochEntry {
+	if l.epochsOnDisk {
+		l.epochsOnDisk = false
+		l.readEpochs()
+		l.epochs, _ = epochsTruncateStart(l.epochs, l.logStart)
+	}
+	return l.epochs
+}
+
 // writeSnapshotLocked writes the producer state as <logEnd>.snapshot and
 // keeps only the three newest snapshots.
 func (l *Log) writeSnapshotLocked() error {
-	b, err := l.producers.MarshalBinary()
+	pt, err := l.producersLocked()
+	if err != nil {
+		return err
+	}
+	b, err := pt.MarshalBinary()
 	if err != nil {
 		return err
 	}
@@ -535,17 +650,19 @@ func listBases(fsys vfs.FS, dir, suffix string) ([]int64, error) {
 
 // Slice is the result of Read: byte ranges of segment files holding whole
 // batches. The caller must call Release when done with it (after the
-// bytes were sent); until then the files stay open even if the segments
-// are deleted.
+// bytes were sent); until then the files stay open (pinned in the file
+// cache) even if the segments are deleted.
 type Slice struct {
 	Chunks []Chunk
 	Size   int64
 	segs   []*segment
 }
 
-// Release drops the Slice's references. It is idempotent.
+// Release drops the Slice's references and unpins its files. It is
+// idempotent.
 func (s *Slice) Release() {
 	for _, seg := range s.segs {
+		seg.unpinLog()
 		seg.release()
 	}
 	s.segs = nil
@@ -620,11 +737,19 @@ func readViews(views []segView, offset, maxBytes, upTo, interval int64) (Slice, 
 			v.s.release()
 			continue
 		}
+		// Pinned for the walk and, if it yields a chunk, until Release.
+		f, osf, err := v.s.pinLog()
+		if err != nil {
+			firstErr, done = err, true
+			v.s.release()
+			continue
+		}
 		pos := int64(0)
 		if vi == 0 {
 			p, err := v.s.lookup(offset, v.size, interval)
 			if err != nil {
 				firstErr, done = err, true
+				v.s.unpinLog()
 				v.s.release()
 				continue
 			}
@@ -651,12 +776,13 @@ func readViews(views []segView, offset, maxBytes, upTo, interval int64) (Slice, 
 			pos += h.Size()
 			sl.Size += h.Size()
 		}
-		if start >= 0 {
-			sl.Chunks = append(sl.Chunks, Chunk{File: v.s.osf, R: v.s.f, Pos: start, Len: pos - start})
-			sl.segs = append(sl.segs, v.s)
-		} else {
+		if start < 0 {
+			v.s.unpinLog()
 			v.s.release()
+			continue
 		}
+		sl.Chunks = append(sl.Chunks, Chunk{File: osf, R: f, Pos: start, Len: pos - start})
+		sl.segs = append(sl.segs, v.s)
 	}
 	if sl.Size == 0 && firstErr != nil {
 		sl.Release()

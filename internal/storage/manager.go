@@ -9,7 +9,10 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
+
+	"github.com/streambus/streambus/internal/vfs"
 )
 
 // deleteDirSuffix marks a partition directory being deleted.
@@ -17,7 +20,9 @@ const deleteDirSuffix = "-delete"
 
 // Manager owns the partition logs under one data directory.
 type Manager struct {
-	opts ManagerOptions
+	opts    ManagerOptions
+	files   *fileCache // every segment and index file of every log
+	dataDir dirSyncer
 
 	mu     sync.RWMutex
 	logs   map[PartitionID]*Log
@@ -28,13 +33,16 @@ type Manager struct {
 
 // OpenManager opens the data directory, removes leftover deleted
 // partition directories, and opens and recovers every partition directory
-// in parallel (at most RecoveryParallelism at once).
+// in parallel (at most RecoveryParallelism at once). Opening a cleanly
+// closed partition reads its directory listing and a few small files and
+// opens no segment file.
 func OpenManager(opts ManagerOptions) (*Manager, error) {
 	opts.EnsureDefaults()
 	if err := opts.Validate(); err != nil {
 		return nil, err
 	}
-	m := &Manager{opts: opts, logs: map[PartitionID]*Log{}}
+	m := &Manager{opts: opts, logs: map[PartitionID]*Log{}, files: newFileCache(opts.MaxOpenFiles)}
+	m.dataDir = dirSyncer{fs: opts.FS, dir: opts.Dir}
 	if err := opts.FS.MkdirAll(opts.Dir, 0o755); err != nil {
 		return nil, fmt.Errorf("storage: create data dir: %w", err)
 	}
@@ -86,7 +94,7 @@ func OpenManager(opts ManagerOptions) (*Manager, error) {
 					cfg = c
 				}
 			}
-			l, err := openLog(&m.opts, j.id, j.dir, cfg)
+			l, err := m.openLog(j.id, j.dir, cfg, true)
 			lmu.Lock()
 			defer lmu.Unlock()
 			if err != nil {
@@ -100,6 +108,13 @@ func OpenManager(opts ManagerOptions) (*Manager, error) {
 	if err := errors.Join(errs...); err != nil {
 		m.Close()
 		return nil, err
+	}
+	// A partition directory created lazily before a process crash may
+	// not be durable in the data directory, and its recovered data is now
+	// served as durable.
+	if err := opts.FS.SyncDir(opts.Dir); err != nil {
+		m.Close()
+		return nil, fmt.Errorf("storage: sync data dir: %w", err)
 	}
 	return m, nil
 }
@@ -140,7 +155,11 @@ func (m *Manager) Get(id PartitionID) *Log {
 	return m.logs[id]
 }
 
-// Create returns the partition's log, creating it with cfg if absent.
+// Create returns the partition's log, creating it with cfg if absent. A
+// new log costs a directory and no fsync: its first segment's file is
+// created by its first write, its directory entries are made durable
+// before its first data is (with a data directory fsync shared by the logs
+// created meanwhile), and a crash before that loses an empty log.
 func (m *Manager) Create(id PartitionID, cfg LogConfig) (*Log, error) {
 	if id.Topic == "" || id.Partition < 0 || strings.ContainsAny(id.Topic, "/\\") || id.Topic == "." || id.Topic == ".." {
 		return nil, fmt.Errorf("storage: invalid partition %q/%d", id.Topic, id.Partition)
@@ -153,16 +172,52 @@ func (m *Manager) Create(id PartitionID, cfg LogConfig) (*Log, error) {
 	if l := m.logs[id]; l != nil {
 		return l, nil
 	}
-	l, err := openLog(&m.opts, id, filepath.Join(m.opts.Dir, PartitionDirName(id)), cfg)
+	l, err := m.openLog(id, filepath.Join(m.opts.Dir, PartitionDirName(id)), cfg, false)
 	if err != nil {
 		return nil, err
 	}
-	if err := m.opts.FS.SyncDir(m.opts.Dir); err != nil {
-		l.close()
-		return nil, fmt.Errorf("storage: sync data dir: %w", err)
-	}
 	m.logs[id] = l
 	return l, nil
+}
+
+// OpenFiles reports how many segment and index files the Manager holds
+// open, and its bound (MaxOpenFiles), which in-use files may exceed.
+func (m *Manager) OpenFiles() (open, max int) { return m.files.stats() }
+
+// dirSyncer makes a directory's entries durable for many callers with few
+// fsyncs: a caller notes each change it made (changed, after the change)
+// and later waits for syncTo with what changed returned. One fsync covers
+// every change noted before it started, so logs created together share
+// one.
+type dirSyncer struct {
+	fs  vfs.FS
+	dir string
+
+	noted  atomic.Uint64 // changes noted
+	mu     sync.Mutex    // one fsync at a time
+	synced atomic.Uint64 // changes covered by a finished fsync
+}
+
+// changed notes a change to the directory's entries, made before the
+// call, and returns what to pass to syncTo.
+func (d *dirSyncer) changed() uint64 { return d.noted.Add(1) }
+
+// syncTo returns once an fsync that started after change n has finished.
+func (d *dirSyncer) syncTo(n uint64) error {
+	if d.synced.Load() >= n {
+		return nil
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.synced.Load() >= n {
+		return nil
+	}
+	upTo := d.noted.Load()
+	if err := d.fs.SyncDir(d.dir); err != nil {
+		return fmt.Errorf("storage: sync data dir: %w", err)
+	}
+	d.synced.Store(upTo)
+	return nil
 }
 
 // Delete removes the partition: its directory is renamed to

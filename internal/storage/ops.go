@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"slices"
 	"sort"
 
 	"github.com/streambus/streambus/internal/producerstate"
@@ -17,17 +18,18 @@ import (
 func (l *Log) EndOffsetForEpoch(epoch int32) (leaderEpoch int32, endOffset int64) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	return epochsEndOffset(l.epochs, epoch, l.logEnd)
+	return epochsEndOffset(l.epochsLocked(), epoch, l.logEnd)
 }
 
 // LatestEpoch returns the newest leader epoch recorded in the log, or -1.
 func (l *Log) LatestEpoch() int32 {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if len(l.epochs) == 0 {
+	es := l.epochsLocked()
+	if len(es) == 0 {
 		return -1
 	}
-	return l.epochs[len(l.epochs)-1].Epoch
+	return es[len(es)-1].Epoch
 }
 
 // snapshotViews references the segments (with their current sizes) whose
@@ -185,6 +187,9 @@ func (l *Log) DeleteRecordsBefore(offset int64) (int64, error) {
 	if offset <= l.logStart {
 		return l.logStart, nil
 	}
+	if err := l.touchLocked(); err != nil {
+		return -1, err
+	}
 	if err := writeCheckpoint(l.fs, filepath.Join(l.dir, logStartFile), ckKindLogStart, putInt64s(offset)); err != nil {
 		return -1, l.failLocked(err)
 	}
@@ -219,8 +224,10 @@ func (l *Log) dropHeadLocked(n int) error {
 		}
 		s.release()
 	}
-	l.producers.Prune(l.logStart)
-	if es, changed := epochsTruncateStart(l.epochs, l.logStart); changed {
+	if l.producers != nil { // else pruned when loaded
+		l.producers.Prune(l.logStart)
+	}
+	if es, changed := epochsTruncateStart(l.epochsLocked(), l.logStart); changed {
 		l.epochs = es
 		if err := writeCheckpoint(l.fs, filepath.Join(l.dir, leaderEpochFile), ckKindLeaderEpoch, encodeEpochs(es)); err != nil && firstErr == nil {
 			firstErr = err
@@ -239,9 +246,13 @@ func (l *Log) dropHeadLocked(n int) error {
 	return nil
 }
 
-// unlinkSegmentLocked removes a segment's files by name; open handles
-// stay valid.
+// unlinkSegmentLocked retires a segment that left the log and removes its
+// files by name; readers holding it keep its open file.
 func (l *Log) unlinkSegmentLocked(s *segment) error {
+	if err := l.touchLocked(); err != nil {
+		return err
+	}
+	s.retire(s.refs.Load() > 1)
 	l.dirDirty = true
 	return removeSegmentFiles(l.fs, l.dir, s.base)
 }
@@ -267,6 +278,9 @@ func (l *Log) Truncate(offset int64) error {
 	if offset < 0 {
 		return fmt.Errorf("%w: truncate to %d", ErrOffsetOutOfRange, offset)
 	}
+	if err := l.touchLocked(); err != nil {
+		return err
+	}
 	var err error
 	if offset <= l.logStart {
 		err = l.truncateFullyLocked(offset)
@@ -289,7 +303,7 @@ func (l *Log) Truncate(offset int64) error {
 	l.waiters = keep
 	l.wakeWaitersLocked()
 	l.notifyLocked()
-	if es, changed := epochsTruncateEnd(l.epochs, l.logEnd); changed {
+	if es, changed := epochsTruncateEnd(l.epochsLocked(), l.logEnd); changed {
 		l.epochs = es
 		if err := writeCheckpoint(l.fs, filepath.Join(l.dir, leaderEpochFile), ckKindLeaderEpoch, encodeEpochs(es)); err != nil {
 			return l.failLocked(err)
@@ -349,7 +363,7 @@ func (l *Log) truncateToLocked(offset int64) error {
 		later.release()
 	}
 	if cutPos < s.size {
-		if err := s.f.Truncate(cutPos); err != nil {
+		if err := s.truncateLog(cutPos); err != nil {
 			return fmt.Errorf("storage: truncate segment %d: %w", s.base, err)
 		}
 		if err := s.truncateIndexes(cutPos, cutOff, l.intervalLocked()); err != nil {
@@ -359,7 +373,7 @@ func (l *Log) truncateToLocked(offset int64) error {
 		s.size = cutPos
 	}
 	s.next = cutOff
-	if err := s.f.Sync(); err != nil {
+	if err := s.syncLog(); err != nil {
 		return fmt.Errorf("storage: sync segment %d: %w", s.base, err)
 	}
 	if err := l.fs.SyncDir(l.dir); err != nil {
@@ -402,13 +416,13 @@ func (l *Log) truncateFullyLocked(offset int64) error {
 	if err := l.fs.SyncDir(l.dir); err != nil {
 		return fmt.Errorf("storage: sync dir: %w", err)
 	}
-	ns, err := createSegment(l.fs, l.dir, offset, l.opts.Now().UnixMilli())
+	ns, err := createSegment(l.fs, l.files, l.dir, offset, l.opts.Now().UnixMilli())
 	if err != nil {
 		return err
 	}
 	l.segs = []*segment{ns}
 	l.size = 0
-	if err := ns.f.Sync(); err != nil {
+	if err := ns.syncLog(); err != nil {
 		return fmt.Errorf("storage: sync segment %d: %w", offset, err)
 	}
 	if err := l.fs.SyncDir(l.dir); err != nil {
@@ -445,5 +459,5 @@ func (l *Log) reloadProducersLocked() error {
 		}
 	}
 	l.producers = producerstate.New()
-	return l.loadProducerState()
+	return l.loadProducerState(slices.DeleteFunc(snaps, func(b int64) bool { return b > l.logEnd }))
 }

@@ -57,6 +57,16 @@ type ManagerOptions struct {
 	// producers idle this long are forgotten by the retention pass.
 	// Default 24h.
 	ProducerIDExpiration time.Duration
+	// MaxOpenFiles bounds the segment and index files the Manager keeps
+	// open (log.max.open.files), like RocksDB's max_open_files: files are
+	// opened on use and the least recently used are closed beyond it, so
+	// idle partitions hold none. Files in use (an append, an fsync, a
+	// Slice not yet released) are never closed, so the bound is exceeded
+	// only while more files than that are in use at once. Keep it well
+	// below the process's descriptor limit (RLIMIT_NOFILE), which
+	// connections and transient opens (checkpoints, index loads) share.
+	// Default 10,000.
+	MaxOpenFiles int
 }
 
 // EnsureDefaults fills zero fields with their defaults.
@@ -91,6 +101,9 @@ func (o *ManagerOptions) EnsureDefaults() {
 	if o.CleanerMapBytes == 0 {
 		o.CleanerMapBytes = 128 << 20
 	}
+	if o.MaxOpenFiles == 0 {
+		o.MaxOpenFiles = 10000
+	}
 }
 
 // Validate reports invalid options (after EnsureDefaults).
@@ -102,7 +115,7 @@ func (o *ManagerOptions) Validate() error {
 	if o.FlushInterval < 0 || o.RetentionCheckInterval < 0 || o.CompactionInterval < 0 {
 		errs = append(errs, errors.New("storage: intervals must not be negative"))
 	}
-	if o.MaxDecompressedBytes < 0 || o.RecoveryParallelism < 0 || o.CleanerMapBytes < 0 || o.ProducerIDExpiration < 0 {
+	if o.MaxDecompressedBytes < 0 || o.RecoveryParallelism < 0 || o.CleanerMapBytes < 0 || o.ProducerIDExpiration < 0 || o.MaxOpenFiles < 0 {
 		errs = append(errs, errors.New("storage: sizes must not be negative"))
 	}
 	return errors.Join(errs...)

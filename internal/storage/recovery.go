@@ -5,28 +5,34 @@ import (
 	"fmt"
 	"io/fs"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	"github.com/streambus/streambus/internal/producerstate"
 	"github.com/streambus/streambus/internal/recordbatch"
 )
 
-// openLog opens (creating if needed) and recovers the log in dir.
-func openLog(opts *ManagerOptions, id PartitionID, dir string, cfg LogConfig) (*Log, error) {
+// openLog opens and recovers the log in dir, creating the directory unless
+// found is set (OpenManager found it in the data directory listing).
+func (m *Manager) openLog(id PartitionID, dir string, cfg LogConfig, found bool) (*Log, error) {
 	if err := validateLogConfig(cfg); err != nil {
 		return nil, err
 	}
+	opts := &m.opts
 	l := &Log{
 		id: id, dir: dir, fs: opts.FS, opts: opts, cfg: cfg,
+		files: m.files, dataDir: &m.dataDir,
 		logger:      opts.Logger.With("partition", fmt.Sprintf("%s-%d", id.Topic, id.Partition)),
-		producers:   producerstate.New(),
 		changed:     make(chan struct{}),
 		kick:        make(chan struct{}, 1),
 		stop:        make(chan struct{}),
 		flusherDone: make(chan struct{}),
 	}
-	if err := l.fs.MkdirAll(dir, 0o755); err != nil {
-		return nil, fmt.Errorf("storage: create %s: %w", dir, err)
+	if !found {
+		if err := l.fs.MkdirAll(dir, 0o755); err != nil {
+			return nil, fmt.Errorf("storage: create %s: %w", dir, err)
+		}
+		l.newDirs = m.dataDir.changed()
 	}
 	if err := l.recover(); err != nil {
 		for _, s := range l.segs {
@@ -38,22 +44,77 @@ func openLog(opts *ManagerOptions, id PartitionID, dir string, cfg LogConfig) (*
 	return l, nil
 }
 
-// recover brings the directory to a consistent state and loads it.
+// dirListing is what recovery takes from one listing of a partition
+// directory.
+type dirListing struct {
+	logs, snapshots []int64 // base offsets, sorted
+	marker          bool    // clean-shutdown
+	logStart        bool    // log-start-offset.checkpoint
+	epochs          bool    // leader-epoch.checkpoint
+	recoveryPoint   bool    // recovery-point.checkpoint
+}
+
+func listDir(ents []fs.DirEntry) dirListing {
+	var ls dirListing
+	for _, e := range ents {
+		name := e.Name()
+		switch name {
+		case cleanShutdownFile:
+			ls.marker = true
+		case logStartFile:
+			ls.logStart = true
+		case leaderEpochFile:
+			ls.epochs = true
+		case recoveryPointFile:
+			ls.recoveryPoint = true
+		default:
+			if b, ok := parseBaseName(name, logSuffix); ok {
+				ls.logs = append(ls.logs, b)
+			} else if b, ok := parseBaseName(name, snapshotSuffix); ok {
+				ls.snapshots = append(ls.snapshots, b)
+			}
+		}
+	}
+	slices.Sort(ls.logs)
+	slices.Sort(ls.snapshots)
+	return ls
+}
+
+// recover brings the directory to a consistent state and loads it. An
+// empty directory is a new log: its first segment is created and nothing
+// else is written (absent checkpoints mean the defaults); its directory
+// entries become durable with its first data (newDirs). A clean-shutdown
+// marker that matches the files is trusted and kept (see touchLocked).
 func (l *Log) recover() error {
 	nowMs := l.opts.Now().UnixMilli()
-	if err := l.cleanLeftovers(); err != nil {
-		return err
-	}
-	clean := l.readCleanShutdown()
-	if err := l.loadCheckpoints(); err != nil {
-		return err
-	}
-	bases, err := listBases(l.fs, l.dir, logSuffix)
+	ents, err := l.fs.ReadDir(l.dir)
 	if err != nil {
-		return err
+		return fmt.Errorf("storage: list %s: %w", l.dir, err)
 	}
-	if len(bases) == 0 {
-		s, err := createSegment(l.fs, l.dir, l.logStart, nowMs)
+	if len(ents) == 0 {
+		return l.startNew(nowMs)
+	}
+	if changed, err := l.cleanLeftovers(ents); err != nil {
+		return err
+	} else if changed {
+		if ents, err = l.fs.ReadDir(l.dir); err != nil {
+			return fmt.Errorf("storage: list %s: %w", l.dir, err)
+		}
+	}
+	ls := listDir(ents)
+	var clean *cleanShutdown
+	if ls.marker {
+		clean = l.readCleanShutdown()
+	}
+	l.loadCheckpoints(ls)
+	if len(ls.logs) == 0 {
+		if ls.marker {
+			if err := l.removeMarker(); err != nil {
+				return err
+			}
+			ls.marker, clean = false, nil
+		}
+		s, err := createSegment(l.fs, l.files, l.dir, l.logStart, nowMs)
 		if err != nil {
 			return err
 		}
@@ -62,16 +123,24 @@ func (l *Log) recover() error {
 			return fmt.Errorf("storage: sync dir: %w", err)
 		}
 	} else {
-		if err := l.openSegments(bases); err != nil {
+		if err := l.openSegments(ls.logs); err != nil {
 			return err
 		}
 	}
 	l.logStart = max(l.logStart, l.segs[0].base)
 	last := l.activeLocked()
-	if clean != nil && clean.ActiveBase == last.base && clean.ActiveSize == last.size && clean.LogEnd >= last.base {
+	trusted := clean != nil && clean.ActiveBase == last.base && clean.ActiveSize == last.size && clean.LogEnd >= last.base
+	if ls.marker && !trusted {
+		// Gone for good before recovery changes anything.
+		if err := l.removeMarker(); err != nil {
+			return err
+		}
+	}
+	if trusted {
 		last.next = clean.LogEnd
+		l.keptMarker = true
 		l.logger.Debug("storage: clean shutdown, no recovery scan")
-	} else if err := l.scanTail(); err != nil {
+	} else if err := l.scanTail(ls.recoveryPoint); err != nil {
 		return err
 	}
 	for _, s := range l.segs {
@@ -83,12 +152,24 @@ func (l *Log) recover() error {
 	if l.logStart > l.logEnd {
 		// The crash took data the log start had moved into: restart the
 		// log start at the end, durably, so later appends are visible.
+		if err := l.touchLocked(); err != nil {
+			return err
+		}
 		if err := writeCheckpoint(l.fs, filepath.Join(l.dir, logStartFile), ckKindLogStart, putInt64s(l.logEnd)); err != nil {
 			return err
 		}
 		l.logStart = l.logEnd
 	}
-	if err := l.loadProducerState(); err != nil {
+	l.durable = l.logEnd
+	l.rp = recoveryPoint{Offset: l.logEnd, SegmentBase: last.base, Position: last.size}
+	if trusted {
+		// Close wrote this recovery point before the marker, and left the
+		// producer snapshot and epoch checkpoint matching the log: both
+		// are read when first needed (producersLocked, epochsLocked).
+		return nil
+	}
+	l.producers = producerstate.New()
+	if err := l.loadProducerState(ls.snapshots); err != nil {
 		return err
 	}
 	if err := l.fixEpochs(); err != nil {
@@ -96,27 +177,37 @@ func (l *Log) recover() error {
 	}
 	// What recovery read may still sit only in the page cache (after a
 	// process crash); make it durable before it is served as durable.
-	if clean == nil {
-		if err := last.f.Sync(); err != nil {
-			return fmt.Errorf("storage: sync segment %d: %w", last.base, err)
-		}
-		if err := l.fs.SyncDir(l.dir); err != nil {
-			return fmt.Errorf("storage: sync dir: %w", err)
-		}
+	if err := last.syncLog(); err != nil {
+		return fmt.Errorf("storage: sync segment %d: %w", last.base, err)
 	}
-	l.durable = l.logEnd
-	l.rp = recoveryPoint{Offset: l.logEnd, SegmentBase: last.base, Position: last.size}
+	if err := l.fs.SyncDir(l.dir); err != nil {
+		return fmt.Errorf("storage: sync dir: %w", err)
+	}
 	return writeCheckpoint(l.fs, filepath.Join(l.dir, recoveryPointFile), ckKindRecoveryPoint,
 		putInt64s(l.rp.Offset, l.rp.SegmentBase, l.rp.Position))
 }
 
-// cleanLeftovers removes interrupted writes and finishes interrupted
-// compaction swaps.
-func (l *Log) cleanLeftovers() error {
-	ents, err := l.fs.ReadDir(l.dir)
-	if err != nil {
-		return fmt.Errorf("storage: list %s: %w", l.dir, err)
+// startNew starts an empty log in an empty directory. Nothing is written:
+// the first segment's file is created by the log's first change
+// (touchLocked), the directory entries become durable before its first
+// data does (newDirs), and a crash before that loses only an empty log. An
+// empty directory opens as an empty log, so a log never written is closed
+// without writing anything either.
+func (l *Log) startNew(nowMs int64) error {
+	l.segs = []*segment{newEmptySegment(l.fs, l.files, l.dir, 0, nowMs)}
+	l.producers = producerstate.New()
+	l.unborn = true
+	if l.newDirs == 0 {
+		l.newDirs = l.dataDir.changed()
 	}
+	l.rp = recoveryPoint{SegmentBase: 0}
+	return nil
+}
+
+// cleanLeftovers removes interrupted writes and finishes interrupted
+// compaction swaps found in the listing, and reports whether it changed
+// anything.
+func (l *Log) cleanLeftovers(ents []fs.DirEntry) (bool, error) {
 	changed := false
 	for _, e := range ents {
 		name := e.Name()
@@ -124,7 +215,7 @@ func (l *Log) cleanLeftovers() error {
 		switch {
 		case strings.HasSuffix(name, tmpSuffix), strings.HasSuffix(name, cleanedSuffix):
 			if err := l.fs.Remove(full); err != nil {
-				return fmt.Errorf("storage: remove leftover %s: %w", name, err)
+				return false, fmt.Errorf("storage: remove leftover %s: %w", name, err)
 			}
 			changed = true
 		case strings.HasSuffix(name, logSuffix+swapSuffix):
@@ -137,11 +228,11 @@ func (l *Log) cleanLeftovers() error {
 			}
 			for _, suf := range []string{indexSuffix, timeIndexSuffix} {
 				if err := l.fs.Remove(segmentFile(l.dir, base, suf)); err != nil && !errors.Is(err, fs.ErrNotExist) {
-					return fmt.Errorf("storage: remove stale index: %w", err)
+					return false, fmt.Errorf("storage: remove stale index: %w", err)
 				}
 			}
 			if err := l.fs.Rename(full, segmentFile(l.dir, base, logSuffix)); err != nil {
-				return fmt.Errorf("storage: finish swap of segment %d: %w", base, err)
+				return false, fmt.Errorf("storage: finish swap of segment %d: %w", base, err)
 			}
 			l.logger.Info("storage: completed interrupted compaction swap", "segment", base)
 			changed = true
@@ -149,49 +240,60 @@ func (l *Log) cleanLeftovers() error {
 	}
 	if changed {
 		if err := l.fs.SyncDir(l.dir); err != nil {
-			return fmt.Errorf("storage: sync dir: %w", err)
+			return false, fmt.Errorf("storage: sync dir: %w", err)
 		}
+	}
+	return changed, nil
+}
+
+// readCleanShutdown reads the clean-shutdown marker; nil if it is corrupt.
+func (l *Log) readCleanShutdown() *cleanShutdown {
+	b, err := readCheckpoint(l.fs, filepath.Join(l.dir, cleanShutdownFile), ckKindCleanShutdown)
+	if err == nil {
+		var v []int64
+		if v, err = getInt64s(b, 3); err == nil {
+			return &cleanShutdown{LogEnd: v[0], ActiveBase: v[1], ActiveSize: v[2]}
+		}
+	}
+	if !errors.Is(err, errNoCheckpoint) {
+		l.logger.Warn("storage: ignoring corrupt clean-shutdown marker", "err", err)
 	}
 	return nil
 }
 
-// readCleanShutdown reads and removes the clean-shutdown marker: from now
-// on the directory is in use, and a crash must not find the marker.
-func (l *Log) readCleanShutdown() *cleanShutdown {
-	name := filepath.Join(l.dir, cleanShutdownFile)
-	b, err := readCheckpoint(l.fs, name, ckKindCleanShutdown)
-	if errors.Is(err, errNoCheckpoint) {
-		return nil
+// removeMarker removes the clean-shutdown marker durably: the directory
+// is in use, and a crash must not find the marker.
+func (l *Log) removeMarker() error {
+	if err := l.fs.Remove(filepath.Join(l.dir, cleanShutdownFile)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("storage: remove clean-shutdown marker: %w", err)
 	}
-	var out *cleanShutdown
-	if err == nil {
-		if v, err2 := getInt64s(b, 3); err2 == nil {
-			out = &cleanShutdown{LogEnd: v[0], ActiveBase: v[1], ActiveSize: v[2]}
-		}
+	if err := l.fs.SyncDir(l.dir); err != nil {
+		return fmt.Errorf("storage: sync dir: %w", err)
 	}
-	if out == nil {
-		l.logger.Warn("storage: ignoring corrupt clean-shutdown marker", "err", err)
-	}
-	if rerr := l.fs.Remove(name); rerr == nil {
-		if serr := l.fs.SyncDir(l.dir); serr != nil {
-			return nil
-		}
-	} else {
-		return nil
-	}
-	return out
+	return nil
 }
 
 var rpNone = recoveryPoint{Offset: -1}
 
-func (l *Log) loadCheckpoints() error {
-	if b, err := readCheckpoint(l.fs, filepath.Join(l.dir, logStartFile), ckKindLogStart); err == nil {
-		if v, err := getInt64s(b, 1); err == nil && v[0] >= 0 {
-			l.logStart = v[0]
+// loadCheckpoints reads the log start checkpoint if the listing holds one,
+// and notes the leader epoch checkpoint for epochsLocked; a corrupt one
+// is ignored (logged).
+func (l *Log) loadCheckpoints(ls dirListing) {
+	l.epochsOnDisk = ls.epochs
+	if ls.logStart {
+		if b, err := readCheckpoint(l.fs, filepath.Join(l.dir, logStartFile), ckKindLogStart); err == nil {
+			if v, err := getInt64s(b, 1); err == nil && v[0] >= 0 {
+				l.logStart = v[0]
+			}
+		} else if !errors.Is(err, errNoCheckpoint) {
+			l.logger.Warn("storage: ignoring log start checkpoint", "err", err)
 		}
-	} else if !errors.Is(err, errNoCheckpoint) {
-		l.logger.Warn("storage: ignoring log start checkpoint", "err", err)
 	}
+}
+
+// readEpochs reads the leader epoch checkpoint; a corrupt one is ignored
+// (logged).
+func (l *Log) readEpochs() {
 	if b, err := readCheckpoint(l.fs, filepath.Join(l.dir, leaderEpochFile), ckKindLeaderEpoch); err == nil {
 		if es, err := decodeEpochs(b); err == nil {
 			l.epochs = es
@@ -201,7 +303,6 @@ func (l *Log) loadCheckpoints() error {
 	} else if !errors.Is(err, errNoCheckpoint) {
 		l.logger.Warn("storage: ignoring leader epoch checkpoint", "err", err)
 	}
-	return nil
 }
 
 func (l *Log) readRecoveryPoint() recoveryPoint {
@@ -229,7 +330,7 @@ func (l *Log) openSegments(bases []int64) error {
 			}
 			continue
 		}
-		s, err := openSegment(l.fs, l.dir, b)
+		s, err := openSegment(l.fs, l.files, l.dir, b)
 		if err != nil {
 			return err
 		}
@@ -250,11 +351,15 @@ func removeSegmentFiles(fsys interface{ Remove(string) error }, dir string, base
 	return nil
 }
 
-// scanTail validates every batch after the recovery point, truncates the
+// scanTail validates every batch after the recovery point (haveRP: the
+// directory holds its checkpoint), truncates the
 // log at the first torn or corrupt batch, and rebuilds the indexes of the
 // segments it scanned.
-func (l *Log) scanTail() error {
-	rp := l.readRecoveryPoint()
+func (l *Log) scanTail(haveRP bool) error {
+	rp := rpNone
+	if haveRP {
+		rp = l.readRecoveryPoint()
+	}
 	start, from := 0, int64(0)
 	if rp.Offset >= 0 {
 		for i, s := range l.segs {
@@ -343,10 +448,10 @@ func (s *segment) recoverSegment(prefix, minBase, interval int64) (bool, error) 
 	}
 	cut := pos < s.size
 	if cut {
-		if err := s.f.Truncate(pos); err != nil {
+		if err := s.truncateLog(pos); err != nil {
 			return false, fmt.Errorf("storage: truncate segment %d: %w", s.base, err)
 		}
-		if err := s.f.Sync(); err != nil {
+		if err := s.syncLog(); err != nil {
 			return false, fmt.Errorf("storage: sync segment %d: %w", s.base, err)
 		}
 		s.size = pos
@@ -359,13 +464,9 @@ func (s *segment) recoverSegment(prefix, minBase, interval int64) (bool, error) 
 	return cut, nil
 }
 
-// loadProducerState loads the newest producer snapshot not beyond the log
-// end and replays the batches after it.
-func (l *Log) loadProducerState() error {
-	snaps, err := listBases(l.fs, l.dir, snapshotSuffix)
-	if err != nil {
-		return err
-	}
+// loadProducerState loads the newest of the producer snapshots (snaps,
+// sorted) not beyond the log end and replays the batches after it.
+func (l *Log) loadProducerState(snaps []int64) error {
 	from := l.logStart
 	for i := len(snaps) - 1; i >= 0; i-- {
 		name := segmentFile(l.dir, snaps[i], snapshotSuffix)
@@ -407,10 +508,13 @@ func (l *Log) loadProducerState() error {
 
 // fixEpochs trims the leader epoch cache to the recovered log.
 func (l *Log) fixEpochs() error {
-	es, c1 := epochsTruncateEnd(l.epochs, l.logEnd)
+	es, c1 := epochsTruncateEnd(l.epochsLocked(), l.logEnd)
 	es, c2 := epochsTruncateStart(es, l.logStart)
 	l.epochs = es
 	if c1 || c2 {
+		if err := l.touchLocked(); err != nil {
+			return err
+		}
 		return writeCheckpoint(l.fs, filepath.Join(l.dir, leaderEpochFile), ckKindLeaderEpoch, encodeEpochs(es))
 	}
 	return nil

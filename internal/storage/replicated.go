@@ -58,6 +58,17 @@ func (l *Log) AppendReplicated(records []byte) (AppendResult, error) {
 			return res, fmt.Errorf("%w: batch of %d bytes, segment.bytes %d", ErrRecordTooLarge, h.Size(), l.cfg.SegmentBytes)
 		}
 	}
+	if err := l.touchLocked(); err != nil {
+		return res, err
+	}
+	for _, h := range hdrs {
+		if h.HasProducer() { // loaded before anything is written
+			if _, err := l.producersLocked(); err != nil {
+				return res, err
+			}
+			break
+		}
+	}
 	nowMs := l.opts.Now().UnixMilli()
 	if err := l.learnEpochsLocked(hdrs); err != nil {
 		return res, err
@@ -91,7 +102,7 @@ func (l *Log) AppendReplicated(records []byte) (AppendResult, error) {
 // cache's latest, and checkpoints the cache once, before the data is
 // written (as Append does).
 func (l *Log) learnEpochsLocked(hdrs []recordbatch.Header) error {
-	es, changed := l.epochs, false
+	es, changed := l.epochsLocked(), false
 	for _, h := range hdrs {
 		var c bool
 		if es, c = epochsAssign(es, h.PartitionLeaderEpoch, h.BaseOffset); c {
@@ -123,8 +134,8 @@ func (l *Log) writeReplicatedLocked(records []byte, hdrs []recordbatch.Header, n
 		return fmt.Errorf("%w: batch ending at %d too far past segment %d", ErrCorrupt, last, active.base)
 	}
 	pos := active.size
-	if _, err := active.f.WriteAt(records, pos); err != nil {
-		return l.failLocked(fmt.Errorf("storage: replicated append to segment %d of %v: %w", active.base, l.id, err))
+	if err := l.writeActiveLocked(records, pos); err != nil {
+		return err
 	}
 	for _, h := range hdrs {
 		if err := active.appendIndexes(h, pos, l.intervalLocked()); err != nil {
@@ -138,8 +149,10 @@ func (l *Log) writeReplicatedLocked(records []byte, hdrs []recordbatch.Header, n
 	l.logEnd = last + 1
 	// Before the next run's roll, which snapshots the table as of the
 	// log end.
-	for _, h := range hdrs {
-		l.producers.Update(h, nowMs)
+	if l.producers != nil { // else no batch has a producer (see AppendReplicated)
+		for _, h := range hdrs {
+			l.producers.Update(h, nowMs)
+		}
 	}
 	return nil
 }
@@ -204,6 +217,9 @@ func (l *Log) TruncateFullyAndStartAt(offset int64) error {
 	if offset < 0 {
 		return fmt.Errorf("%w: start at %d", ErrOffsetOutOfRange, offset)
 	}
+	if err := l.touchLocked(); err != nil {
+		return err
+	}
 	if err := l.truncateFullyLocked(offset); err != nil {
 		return l.failLocked(err)
 	}
@@ -214,7 +230,7 @@ func (l *Log) TruncateFullyAndStartAt(offset int64) error {
 	}
 	l.waiters = nil
 	l.notifyLocked()
-	if len(l.epochs) > 0 {
+	if len(l.epochsLocked()) > 0 {
 		if err := writeCheckpoint(l.fs, filepath.Join(l.dir, leaderEpochFile), ckKindLeaderEpoch, encodeEpochs(nil)); err != nil {
 			return l.failLocked(err)
 		}

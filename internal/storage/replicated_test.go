@@ -82,7 +82,7 @@ func TestAppendReplicatedCopiesLeaderBytes(t *testing.T) {
 		t.Fatal("follower bytes differ from the leader's")
 	}
 	sameEpochs(t, leader, follower, 5)
-	if ep, seq, ok := follower.producers.Producer(9); !ok || ep != 2 || seq != 1 {
+	if ep, seq, ok := producerOf(t, follower, 9); !ok || ep != 2 || seq != 1 {
 		t.Fatalf("follower producer state: %d %d %v", ep, seq, ok)
 	}
 	// The follower can take over: a retry of the replicated batch is a
@@ -281,8 +281,8 @@ func TestReplicationMatchesLeader(t *testing.T) {
 			sameBatches(rt, got, want)
 			sameEpochs(rt, leader, follower, epoch)
 			for pid := range seqs {
-				le, ls, lok := leader.producers.Producer(pid)
-				fe, fs, fok := follower.producers.Producer(pid)
+				le, ls, lok := producerOf(rt, leader, pid)
+				fe, fs, fok := producerOf(rt, follower, pid)
 				if le != fe || ls != fs || lok != fok {
 					rt.Fatalf("producer %d: leader %d/%d/%v follower %d/%d/%v", pid, le, ls, lok, fe, fs, fok)
 				}
@@ -327,7 +327,7 @@ func TestReplicationMatchesLeader(t *testing.T) {
 				// Producer sequences restart after truncation only for
 				// truncated producers; track the leader's view.
 				for pid := range seqs {
-					if _, s, ok := leader.producers.Producer(pid); ok {
+					if _, s, ok := producerOf(rt, leader, pid); ok {
 						seqs[pid] = s + 1
 					} else {
 						seqs[pid] = 0
@@ -336,7 +336,7 @@ func TestReplicationMatchesLeader(t *testing.T) {
 			},
 			"followerCrash": func(rt *rapid.T) {
 				fe.crash(vfs.CrashOptions{Rand: rand.New(rand.NewSource(rapid.Int64().Draw(rt, "seed")))})
-				follower = fe.m.Get(testID)
+				follower = fe.log(cfg) // recreated if it was lost before its first synced data
 			},
 			"followerRestart": func(rt *rapid.T) {
 				fe.close()
@@ -367,7 +367,7 @@ func TestTruncateFullyAndStartAt(t *testing.T) {
 		if l.LogStartOffset() != 100 || l.LogEndOffset() != 100 || l.LatestEpoch() != -1 || l.HighWatermark() != 100 {
 			t.Fatalf("%s: start %d end %d epoch %d hw %d", what, l.LogStartOffset(), l.LogEndOffset(), l.LatestEpoch(), l.HighWatermark())
 		}
-		if _, _, ok := l.producers.Producer(4); ok {
+		if _, _, ok := producerOf(t, l, 4); ok {
 			t.Fatalf("%s: producer state of the old log survived", what)
 		}
 	}

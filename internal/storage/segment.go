@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"math"
 	"os"
 	"path/filepath"
@@ -70,15 +71,21 @@ type timeEntry struct {
 
 // segment is one log file and its two indexes. A segment is shared between
 // the Log and readers' Slices: refs counts the Log's own reference plus one
-// per Slice, and the file handles are closed only when it drops to zero, so
-// a reader never sees an fd closed or reused under it.
+// per holder (a Slice, the flusher, a read in progress), and the segment's
+// files are released only when it drops to zero.
+//
+// The files are opened through the Manager's fileCache: every I/O call
+// pins the file it uses (opening it by name if the cache closed it) and
+// unpins it after, and a Slice keeps its chunks' log files pinned until
+// Release, so a reader never sees an fd closed or reused under it. When
+// the segment leaves the log (retire), its names stop being its files.
 type segment struct {
-	base int64
-	fs   vfs.FS
-	dir  string
-	f    vfs.File
-	osf  *os.File
-	refs atomic.Int32
+	base  int64
+	fs    vfs.FS
+	dir   string
+	files *fileCache
+	log   fileRef // N.log
+	refs  atomic.Int32
 
 	// Guarded by the owning Log's mu.
 	size      int64 // bytes of whole batches written
@@ -92,54 +99,59 @@ type segment struct {
 	maxTs           int64 // largest batch max timestamp, -1 if none
 	maxTsOffset     int64 // base offset of the batch holding maxTs
 	bytesSinceIndex int64
-	idxFile         vfs.File // opened on first write
-	tidxFile        vfs.File
-	closeErr        error
+	offIdx          fileRef // N.index, created with the first index entry
+	timeIdx         fileRef // N.timeindex, created with N.index
+	idxWritten      bool    // this process wrote the index files: they are fsynced with the segment
+	retired         bool    // the segment left the log: its file names may be another segment's
 }
 
-func newSegmentValue(fsys vfs.FS, dir string, base int64, f vfs.File) *segment {
-	s := &segment{base: base, fs: fsys, dir: dir, f: f, osf: vfs.OSFile(f), next: base, maxTs: -1, maxTsOffset: -1}
+func newSegment(fsys vfs.FS, files *fileCache, dir string, base int64) *segment {
+	s := &segment{base: base, fs: fsys, dir: dir, files: files, next: base, maxTs: -1, maxTsOffset: -1}
 	s.refs.Store(1)
 	return s
 }
 
-// createSegment creates empty files for a new segment at base.
-func createSegment(fsys vfs.FS, dir string, base, nowMs int64) (*segment, error) {
-	f, err := fsys.OpenFile(segmentFile(dir, base, logSuffix), os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o644)
-	if err != nil {
-		return nil, fmt.Errorf("storage: create segment %d: %w", base, err)
-	}
-	s := newSegmentValue(fsys, dir, base, f)
-	s.createdMs = nowMs
-	s.idxLoaded = true
-	for _, suf := range []string{indexSuffix, timeIndexSuffix} {
-		xf, err := fsys.OpenFile(segmentFile(dir, base, suf), os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o644)
-		if err != nil {
-			f.Close()
-			s.closeIndexFilesLocked()
-			return nil, fmt.Errorf("storage: create segment %d index: %w", base, err)
-		}
-		if suf == indexSuffix {
-			s.idxFile = xf
-		} else {
-			s.tidxFile = xf
-		}
+// createSegment creates the (empty) log file of a new segment at base. Its
+// index files are created with the first index entry: a segment without
+// one has none.
+func createSegment(fsys vfs.FS, files *fileCache, dir string, base, nowMs int64) (*segment, error) {
+	s := newEmptySegment(fsys, files, dir, base, nowMs)
+	if err := s.create(); err != nil {
+		return nil, err
 	}
 	return s, nil
 }
 
-// openSegment opens an existing segment; its indexes load on first use.
-func openSegment(fsys vfs.FS, dir string, base int64) (*segment, error) {
-	f, err := fsys.OpenFile(segmentFile(dir, base, logSuffix), os.O_RDWR, 0)
+// newEmptySegment describes a segment at base with no data and no file yet
+// (see create).
+func newEmptySegment(fsys vfs.FS, files *fileCache, dir string, base, nowMs int64) *segment {
+	s := newSegment(fsys, files, dir, base)
+	s.createdMs = nowMs
+	s.idxLoaded = true
+	return s
+}
+
+// create creates the segment's empty log file (truncating any file left
+// by an earlier segment at the same base).
+func (s *segment) create() error {
+	f, err := s.files.openShedding(func() (vfs.File, error) {
+		return s.fs.OpenFile(segmentFile(s.dir, s.base, logSuffix), os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o644)
+	})
 	if err != nil {
-		return nil, fmt.Errorf("storage: open segment %d: %w", base, err)
+		return fmt.Errorf("storage: create segment %d: %w", s.base, err)
 	}
-	st, err := f.Stat()
+	s.files.adopt(&s.log, f, false)
+	return nil
+}
+
+// openSegment describes an existing segment without opening it: its log
+// file opens on first use, its indexes load on first use.
+func openSegment(fsys vfs.FS, files *fileCache, dir string, base int64) (*segment, error) {
+	st, err := fsys.Stat(segmentFile(dir, base, logSuffix))
 	if err != nil {
-		f.Close()
 		return nil, fmt.Errorf("storage: stat segment %d: %w", base, err)
 	}
-	s := newSegmentValue(fsys, dir, base, f)
+	s := newSegment(fsys, files, dir, base)
 	s.size = st.Size()
 	s.createdMs = st.ModTime().UnixMilli() // stands in for the largest timestamp of a segment without any
 	return s, nil
@@ -153,20 +165,95 @@ func (s *segment) release() {
 		return
 	}
 	s.idxMu.Lock()
-	s.closeIndexFilesLocked()
+	s.files.release(&s.offIdx)
+	s.files.release(&s.timeIdx)
 	s.idxMu.Unlock()
-	s.f.Close()
+	s.files.release(&s.log)
 }
 
-func (s *segment) closeIndexFilesLocked() {
-	if s.idxFile != nil {
-		s.idxFile.Close()
-		s.idxFile = nil
+// retire is called under the log lock when the segment leaves the log,
+// before its files are unlinked or renamed over or its directory renamed:
+// from then on its names are never opened again. keep (others hold the
+// segment) keeps the log file open for them until the last release.
+func (s *segment) retire(keep bool) {
+	s.idxMu.Lock()
+	s.retired = true
+	s.files.retire(&s.offIdx, false, nil)
+	s.files.retire(&s.timeIdx, false, nil)
+	s.idxMu.Unlock()
+	s.files.retire(&s.log, keep, s.openLog)
+}
+
+func (s *segment) openLog() (vfs.File, error) {
+	return s.fs.OpenFile(segmentFile(s.dir, s.base, logSuffix), os.O_RDWR, 0)
+}
+
+// pinLog returns the log file pinned (see fileCache); the caller unpins it.
+func (s *segment) pinLog() (vfs.File, *os.File, error) {
+	f, osf, err := s.files.pin(&s.log, s.openLog)
+	if err != nil {
+		return nil, nil, fmt.Errorf("storage: open segment %d: %w", s.base, err)
 	}
-	if s.tidxFile != nil {
-		s.tidxFile.Close()
-		s.tidxFile = nil
+	return f, osf, nil
+}
+
+func (s *segment) unpinLog() { s.files.unpin(&s.log) }
+
+func (s *segment) readAt(b []byte, pos int64) (int, error) {
+	f, _, err := s.pinLog()
+	if err != nil {
+		return 0, err
 	}
+	defer s.unpinLog()
+	return f.ReadAt(b, pos)
+}
+
+// syncLog fsyncs the log file, reopening it if the cache closed it: an
+// fsync through any descriptor flushes the file's dirty pages. A retired
+// segment whose file is closed holds nothing the log still needs.
+func (s *segment) syncLog() error {
+	f, _, err := s.files.pin(&s.log, s.openLog)
+	if errors.Is(err, errFileGone) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("storage: open segment %d: %w", s.base, err)
+	}
+	defer s.unpinLog()
+	return f.Sync()
+}
+
+func (s *segment) truncateLog(size int64) error {
+	f, _, err := s.pinLog()
+	if err != nil {
+		return err
+	}
+	defer s.unpinLog()
+	return f.Truncate(size)
+}
+
+// indexFileLocked pins one of the index files, creating it if needed.
+func (s *segment) indexFileLocked(r *fileRef, suffix string) (vfs.File, error) {
+	f, _, err := s.files.pin(r, func() (vfs.File, error) {
+		return s.fs.OpenFile(segmentFile(s.dir, s.base, suffix), os.O_RDWR|os.O_CREATE, 0o644)
+	})
+	if err != nil {
+		return nil, fmt.Errorf("storage: open %s of segment %d: %w", suffix, s.base, err)
+	}
+	return f, nil
+}
+
+// writeIndexLocked writes b at off in one of the index files.
+func (s *segment) writeIndexLocked(r *fileRef, suffix string, b []byte, off int64) error {
+	f, err := s.indexFileLocked(r, suffix)
+	if err != nil {
+		return err
+	}
+	defer s.files.unpin(r)
+	if _, err := f.WriteAt(b, off); err != nil {
+		return fmt.Errorf("storage: write %s of segment %d: %w", suffix, s.base, err)
+	}
+	return nil
 }
 
 // readHeader reads and parses the batch header at pos, which must lie
@@ -176,7 +263,7 @@ func (s *segment) readHeader(pos, limit int64, buf []byte) (recordbatch.Header, 
 		return recordbatch.Header{}, fmt.Errorf("%w: segment %d: %d bytes left at %d", ErrCorrupt, s.base, limit-pos, pos)
 	}
 	buf = buf[:recordbatch.HeaderSize]
-	if n, err := s.f.ReadAt(buf, pos); n < len(buf) {
+	if n, err := s.readAt(buf, pos); n < len(buf) {
 		if err == nil || errors.Is(err, io.EOF) {
 			err = io.ErrUnexpectedEOF
 		}
@@ -246,37 +333,34 @@ func (s *segment) appendIndexes(h recordbatch.Header, pos, interval int64) error
 		}
 	}
 	ie, te := s.noteBatchLocked(h, pos, interval)
-	if ie != nil {
-		if err := s.openIndexFilesLocked(); err != nil {
-			return err
-		}
-		var b [timeIndexEntrySize]byte
-		binary.BigEndian.PutUint32(b[0:], ie.rel)
-		binary.BigEndian.PutUint32(b[4:], ie.pos)
-		if _, err := s.idxFile.WriteAt(b[:offsetIndexEntrySize], int64(len(s.idx)-1)*offsetIndexEntrySize); err != nil {
-			return fmt.Errorf("storage: write index of segment %d: %w", s.base, err)
-		}
-		if te != nil {
-			binary.BigEndian.PutUint64(b[0:], uint64(te.ts))
-			binary.BigEndian.PutUint32(b[8:], te.rel)
-			if _, err := s.tidxFile.WriteAt(b[:], int64(len(s.tidx)-1)*timeIndexEntrySize); err != nil {
-				return fmt.Errorf("storage: write time index of segment %d: %w", s.base, err)
+	if ie == nil || s.retired {
+		return nil
+	}
+	if !s.idxWritten {
+		// Both files come into being together, so that a closed segment
+		// has both or (without entries) neither.
+		for _, x := range []struct {
+			r   *fileRef
+			suf string
+		}{{&s.offIdx, indexSuffix}, {&s.timeIdx, timeIndexSuffix}} {
+			if _, err := s.indexFileLocked(x.r, x.suf); err != nil {
+				return err
 			}
+			s.files.unpin(x.r)
 		}
+		s.idxWritten = true
 	}
-	return nil
-}
-
-func (s *segment) openIndexFilesLocked() error {
-	var err error
-	if s.idxFile == nil {
-		if s.idxFile, err = s.fs.OpenFile(segmentFile(s.dir, s.base, indexSuffix), os.O_RDWR|os.O_CREATE, 0o644); err != nil {
-			return fmt.Errorf("storage: open index of segment %d: %w", s.base, err)
-		}
+	var b [timeIndexEntrySize]byte
+	binary.BigEndian.PutUint32(b[0:], ie.rel)
+	binary.BigEndian.PutUint32(b[4:], ie.pos)
+	if err := s.writeIndexLocked(&s.offIdx, indexSuffix, b[:offsetIndexEntrySize], int64(len(s.idx)-1)*offsetIndexEntrySize); err != nil {
+		return err
 	}
-	if s.tidxFile == nil {
-		if s.tidxFile, err = s.fs.OpenFile(segmentFile(s.dir, s.base, timeIndexSuffix), os.O_RDWR|os.O_CREATE, 0o644); err != nil {
-			return fmt.Errorf("storage: open time index of segment %d: %w", s.base, err)
+	if te != nil {
+		binary.BigEndian.PutUint64(b[0:], uint64(te.ts))
+		binary.BigEndian.PutUint32(b[8:], te.rel)
+		if err := s.writeIndexLocked(&s.timeIdx, timeIndexSuffix, b[:], int64(len(s.tidx)-1)*timeIndexEntrySize); err != nil {
+			return err
 		}
 	}
 	return nil
@@ -299,6 +383,9 @@ func (s *segment) loadIndexLocked(size, interval int64) error {
 
 // readIndexFiles reads both index files and checks their structure.
 func (s *segment) readIndexFiles(size int64) ([]indexEntry, []timeEntry, bool) {
+	if s.retired {
+		return nil, nil, false // rebuilt in memory from the log file still open
+	}
 	ib, err := readFile(s.fs, segmentFile(s.dir, s.base, indexSuffix), maxSegmentPosition)
 	if err != nil || len(ib)%offsetIndexEntrySize != 0 {
 		return nil, nil, false
@@ -383,10 +470,23 @@ func (s *segment) rebuildIndexLocked(size, interval int64) error {
 	return nil
 }
 
-// writeIndexFilesLocked rewrites both index files from memory.
+// writeIndexFilesLocked rewrites both index files from memory. Empty
+// indexes are stored as no files, as a segment has before its first entry.
+// A retired segment keeps its indexes in memory only.
 func (s *segment) writeIndexFilesLocked() error {
-	if err := s.openIndexFilesLocked(); err != nil {
-		return err
+	if s.retired {
+		return nil
+	}
+	if len(s.idx) == 0 && len(s.tidx) == 0 {
+		s.files.drop(&s.offIdx)
+		s.files.drop(&s.timeIdx)
+		for _, suf := range []string{indexSuffix, timeIndexSuffix} {
+			if err := s.fs.Remove(segmentFile(s.dir, s.base, suf)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+				return fmt.Errorf("storage: remove empty index of segment %d: %w", s.base, err)
+			}
+		}
+		s.idxWritten = false
+		return nil
 	}
 	ib := make([]byte, 0, len(s.idx)*offsetIndexEntrySize)
 	for _, e := range s.idx {
@@ -399,17 +499,38 @@ func (s *segment) writeIndexFilesLocked() error {
 		tb = binary.BigEndian.AppendUint32(tb, t.rel)
 	}
 	for _, w := range []struct {
-		f vfs.File
-		b []byte
-	}{{s.idxFile, ib}, {s.tidxFile, tb}} {
-		if err := w.f.Truncate(int64(len(w.b))); err != nil {
-			return fmt.Errorf("storage: rewrite index of segment %d: %w", s.base, err)
-		}
-		if _, err := w.f.WriteAt(w.b, 0); err != nil {
-			return fmt.Errorf("storage: rewrite index of segment %d: %w", s.base, err)
+		r   *fileRef
+		suf string
+		b   []byte
+	}{{&s.offIdx, indexSuffix, ib}, {&s.timeIdx, timeIndexSuffix, tb}} {
+		if err := s.rewriteIndexLocked(w.r, w.suf, w.b); err != nil {
+			return err
 		}
 	}
+	s.idxWritten = true
 	return nil
+}
+
+func (s *segment) rewriteIndexLocked(r *fileRef, suffix string, b []byte) error {
+	f, err := s.indexFileLocked(r, suffix)
+	if err != nil {
+		return err
+	}
+	defer s.files.unpin(r)
+	if err := f.Truncate(int64(len(b))); err != nil {
+		return fmt.Errorf("storage: rewrite %s of segment %d: %w", suffix, s.base, err)
+	}
+	if _, err := f.WriteAt(b, 0); err != nil {
+		return fmt.Errorf("storage: rewrite %s of segment %d: %w", suffix, s.base, err)
+	}
+	return nil
+}
+
+// closeIndexFilesLocked closes the index files if no one uses them; they
+// reopen by name.
+func (s *segment) closeIndexFilesLocked() {
+	s.files.drop(&s.offIdx)
+	s.files.drop(&s.timeIdx)
 }
 
 // ensureIndex loads the indexes if needed.
@@ -525,11 +646,21 @@ func (s *segment) syncIndexes() error {
 }
 
 func (s *segment) syncIndexesLocked() error {
-	for _, f := range []vfs.File{s.idxFile, s.tidxFile} {
-		if f != nil {
-			if err := f.Sync(); err != nil {
-				return fmt.Errorf("storage: sync index of segment %d: %w", s.base, err)
-			}
+	if !s.idxWritten || s.retired {
+		return nil
+	}
+	for _, x := range []struct {
+		r   *fileRef
+		suf string
+	}{{&s.offIdx, indexSuffix}, {&s.timeIdx, timeIndexSuffix}} {
+		f, err := s.indexFileLocked(x.r, x.suf)
+		if err != nil {
+			return err
+		}
+		err = f.Sync()
+		s.files.unpin(x.r)
+		if err != nil {
+			return fmt.Errorf("storage: sync index of segment %d: %w", s.base, err)
 		}
 	}
 	return nil
@@ -542,7 +673,7 @@ func (s *segment) readBatch(h recordbatch.Header, pos int64, buf []byte) ([]byte
 		buf = make([]byte, n)
 	}
 	buf = buf[:n]
-	if m, err := s.f.ReadAt(buf, pos); m < n {
+	if m, err := s.readAt(buf, pos); m < n {
 		if err == nil || errors.Is(err, io.EOF) {
 			err = io.ErrUnexpectedEOF
 		}
