@@ -287,9 +287,17 @@ func (s *Store) freshVersion(ctx context.Context, id int32, incarnation string) 
 	return st.Version
 }
 
-// verifyLeader asks a quorum whether this node still leads.
+// verifyLeader asks a quorum whether this node still leads. It does not
+// wait for verifyMu once the Store is closing: shutdown holds it while raft
+// closes the transport, which waits for the forwarded call (a heartbeat)
+// that may be the caller here.
 func (s *Store) verifyLeader() bool {
-	s.verifyMu.RLock()
+	for !s.verifyMu.TryRLock() {
+		if s.closed.Load() {
+			return false
+		}
+		time.Sleep(time.Millisecond)
+	}
 	defer s.verifyMu.RUnlock()
 	return !s.closed.Load() && s.raft.VerifyLeader().Error() == nil
 }
