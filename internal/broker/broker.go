@@ -189,7 +189,7 @@ func New(cfg Config, meta Store, logs *storage.Manager) (*Broker, error) {
 	b.writers.New = func() any { return bufio.NewWriterSize(nil, ioBufferSize) }
 	h, err := partitions.New(partitions.Config{
 		NodeID: cfg.NodeID, TopicDefaults: cfg.TopicDefaults, ReplicaLagTime: cfg.ReplicaLagTime,
-		FetcherLocalAddr: cfg.FetcherLocalAddr, Logger: cfg.Logger, Now: cfg.Now,
+		FetcherLocalAddr: cfg.FetcherLocalAddr, Logger: cfg.Logger, Now: cfg.Now, DiskLow: cfg.Disk.Low,
 	}, meta, logs)
 	if err != nil {
 		return nil, err

@@ -96,6 +96,10 @@ type Config struct {
 	// empty lets the OS choose.
 	FetcherLocalAddr string
 
+	// DiskLow, when set, reports the data directory below its free-space
+	// reserve: followed partitions stop fetching meanwhile.
+	DiskLow func() bool
+
 	Logger *slog.Logger
 	Now    func() time.Time // default time.Now
 }
@@ -147,7 +151,7 @@ func New(cfg Config, meta Metadata, logs *storage.Manager) (*Host, error) {
 		cfg.ReplicaLagTime = 30 * time.Second
 	}
 	f, err := replication.NewFetcher(replication.FetcherConfig{
-		NodeID: cfg.NodeID, LocalAddr: cfg.FetcherLocalAddr, Logger: cfg.Logger, Now: cfg.Now,
+		NodeID: cfg.NodeID, LocalAddr: cfg.FetcherLocalAddr, Logger: cfg.Logger, Now: cfg.Now, Paused: cfg.DiskLow,
 	})
 	if err != nil {
 		return nil, err

@@ -60,6 +60,11 @@ type FetcherConfig struct {
 	// Now is the clock: retry times and socket deadlines derive from it.
 	// Default time.Now.
 	Now func() time.Time
+	// Paused, when set and true, holds every fetch (checked before each,
+	// then every Backoff): the broker's data directory is below its
+	// free-space reserve. The followers then fall out of their ISRs, as
+	// followers that cannot write must.
+	Paused func() bool
 }
 
 // EnsureDefaults fills zero fields with their defaults.

@@ -6,6 +6,7 @@ import (
 	"io"
 	"net"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -539,4 +540,33 @@ func TestFetcherAppliesLeaderLogStart(t *testing.T) {
 	if follower.log.LogStartOffset() != cut {
 		t.Fatalf("follower log start %d after more records", follower.log.LogStartOffset())
 	}
+}
+
+// TestFetcherPausedWhileDiskLow: while Paused reports true nothing is
+// fetched (the follower does not grow); once false it catches up.
+func TestFetcherPausedWhileDiskLow(t *testing.T) {
+	leader, follower := newNode(t, false), newNode(t, true)
+	appendN(t, leader.log, 1, 20, "first")
+	fl := newFakeLeader(t, leader.log, 1)
+	defer fl.close()
+	var paused atomic.Bool
+	paused.Store(true)
+	f, err := NewFetcher(FetcherConfig{NodeID: 2, LocalAddr: "127.0.0.2", MaxWait: 20 * time.Millisecond,
+		Backoff: time.Millisecond, MaxBackoff: 10 * time.Millisecond, PartitionMaxBytes: 300, Paused: paused.Load})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if err := f.Follow(Leader{ID: 1, Addr: fl.ln.Addr().String()}, Followed{Log: follower.log, LeaderEpoch: 1}); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(200 * time.Millisecond) // ~200 fetch attempts were it not paused
+	fl.mu.Lock()
+	seen := fl.seen["127.0.0.2"]
+	fl.mu.Unlock()
+	if seen != 0 || follower.log.LogEndOffset() != 0 {
+		t.Fatalf("paused fetcher sent %d fetches, follower end %d", seen, follower.log.LogEndOffset())
+	}
+	paused.Store(false)
+	caughtUp(t, leader.log, follower.log)
 }

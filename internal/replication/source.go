@@ -137,6 +137,14 @@ func (s *source) run() {
 	defer s.closeConn()
 	failures := 0
 	for {
+		if s.f.cfg.Paused != nil && s.f.cfg.Paused() {
+			// Nothing fetched can be written (the disk is below its
+			// free-space reserve): ask again later.
+			if !s.sleep(s.f.cfg.Backoff) {
+				return
+			}
+			continue
+		}
 		req, wait := s.buildFetch(s.f.cfg.Now())
 		if req == nil {
 			if !s.sleep(wait) {
