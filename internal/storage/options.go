@@ -37,7 +37,8 @@ type ManagerOptions struct {
 	// ConfigFor returns the configuration of a partition found on disk at
 	// open. Nil, or false for a partition, means DefaultLogConfig.
 	ConfigFor func(PartitionID) (LogConfig, bool)
-	// OnFsync, if set, observes the duration of every group-commit fsync.
+	// OnFsync, if set, observes the duration of every group-commit flush
+	// of a log (which may fsync several files and directories).
 	OnFsync func(time.Duration)
 	// MaxDecompressedBytes bounds the decompressed size of one batch when
 	// the log looks inside batches (compaction, timestamp lookups).
