@@ -381,6 +381,24 @@ func (b *Broker) forgetConn(c *conn) {
 	b.limits.release(c.ip)
 }
 
+// WaitApplied waits until the partition host has applied a metadata image
+// of at least version, or ctx ends.
+func (b *Broker) WaitApplied(ctx context.Context, version int64) error {
+	for {
+		applied := b.host.Applied()
+		if b.host.Image().Version >= version {
+			return nil
+		}
+		select {
+		case <-applied:
+		case <-ctx.Done():
+			return fmt.Errorf("broker: waiting for metadata version %d: %w", version, ctx.Err())
+		case <-b.closedCh:
+			return fmt.Errorf("broker: waiting for metadata version %d: %w", version, metadata.ErrClosed)
+		}
+	}
+}
+
 // OfflinePartitions lists the hosted partitions whose log failed.
 func (b *Broker) OfflinePartitions() []partitions.OfflinePartition { return b.host.Offline() }
 

@@ -54,6 +54,9 @@ func startBroker(t *testing.T, dir string, mutate func(*Config)) *testBroker {
 	if err := meta.WaitReady(ctx); err != nil { // unfenced once New served its first image
 		t.Fatal(err)
 	}
+	if err := b.WaitApplied(ctx, meta.Image().Version); err != nil { // as the server does
+		t.Fatal(err)
+	}
 	done := make(chan error, 1)
 	go func() { done <- b.Serve(ln) }()
 	tb := &testBroker{addr: ln.Addr().String(), b: b, logs: logs, meta: meta}

@@ -260,10 +260,16 @@ func (s *Server) startBroker(ctx context.Context) error {
 	return nil
 }
 
-// waitUnfenced waits for the controller to unfence this broker: it asked
-// to stay fenced until it served its first Image, which broker.New did.
+// waitUnfenced waits for the controller to unfence this broker (it asked
+// to stay fenced until it served its first Image, which broker.New did),
+// then for the partition host to apply the image that says so, in which
+// the partitions it leads have their leader again: the first requests
+// are then answered from it.
 func (s *Server) waitUnfenced(ctx context.Context) error {
 	if err := s.meta.WaitReady(ctx); err != nil {
+		return fmt.Errorf("server: %w", err)
+	}
+	if err := s.b.WaitApplied(ctx, s.meta.Image().Version); err != nil {
 		return fmt.Errorf("server: %w", err)
 	}
 	return nil
