@@ -232,12 +232,7 @@ func TestFailureAndReset(t *testing.T) {
 	if err := j.Sync(lsn); err != nil {
 		t.Fatal(err)
 	}
-	fsys.SetInjector(func(op vfs.Op, name string) error {
-		if op == vfs.OpSync {
-			return vfs.ErrInjected
-		}
-		return nil
-	})
+	failSyncs(fsys)
 	lsn, _ = j.Append(entry(1))
 	if err := j.Sync(lsn); !errors.Is(err, ErrFailed) || !errors.Is(err, vfs.ErrInjected) {
 		t.Fatalf("sync with a failing disk: %v", err)
@@ -364,12 +359,7 @@ func TestFailedRoundCutAtOnce(t *testing.T) {
 	if err := j.Sync(lsn); err != nil {
 		t.Fatal(err)
 	}
-	fsys.SetInjector(func(op vfs.Op, name string) error {
-		if op == vfs.OpSync {
-			return vfs.ErrInjected
-		}
-		return nil
-	})
+	failSyncs(fsys)
 	lsn, _ = j.Append(entry(1))
 	if err := j.Sync(lsn); err == nil {
 		t.Fatal("sync succeeded on a failing disk")
@@ -383,4 +373,14 @@ func TestFailedRoundCutAtOnce(t *testing.T) {
 		equalEntries(t, replayAll(t, j2), 0, 1)
 		j2.Close()
 	}
+}
+
+// failSyncs makes every fsync on fsys fail, as a full or failing disk does.
+func failSyncs(fsys *vfs.MemFS) {
+	fsys.SetInjector(func(op vfs.Op, _ string) error {
+		if op == vfs.OpSync {
+			return vfs.ErrInjected
+		}
+		return nil
+	})
 }
