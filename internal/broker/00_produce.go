@@ -34,7 +34,7 @@ func (b *Broker) handleProduce(rc *reqContext, req *kmsg.ProduceRequest) result 
 	now := b.nowMs()
 	type syncWait struct {
 		part       *partitions.Partition
-		upTo       int64
+		res        storage.AppendResult
 		sp         *kmsg.ProduceResponseTopicPartition
 		replicated bool // acks=all on a replicated partition: wait for the ISR
 	}
@@ -83,7 +83,7 @@ func (b *Broker) handleProduce(rc *reqContext, req *kmsg.ProduceRequest) result 
 			}
 			sp.BaseOffset, sp.LogAppendTime, sp.LogStartOffset = res.BaseOffset, res.LogAppendTime, res.LogStartOffset
 			if (b.cfg.FlushOnAck && req.Acks != 0) || replicated {
-				waits = append(waits, syncWait{part, res.LastOffset + 1, sp, replicated})
+				waits = append(waits, syncWait{part, res, sp, replicated})
 			}
 		}
 		resp.Topics = append(resp.Topics, st)
@@ -99,7 +99,7 @@ func (b *Broker) handleProduce(rc *reqContext, req *kmsg.ProduceRequest) result 
 		timeout := time.Duration(req.TimeoutMillis) * time.Millisecond
 		for _, w := range waits {
 			if b.cfg.FlushOnAck {
-				if err := w.part.Log().Sync(w.upTo); err != nil {
+				if err := w.part.Log().SyncAppend(w.res); err != nil {
 					b.log.Error("fsync", "partition", w.part.ID(), "err", err)
 					w.sp.ErrorCode = kerr.KafkaStorageError.Code
 					w.sp.BaseOffset = -1
@@ -107,7 +107,7 @@ func (b *Broker) handleProduce(rc *reqContext, req *kmsg.ProduceRequest) result 
 				}
 			}
 			if w.replicated {
-				if err := b.host.WaitReplicated(w.part, w.upTo, w.part.Config().MinInsyncReplicas, timeout); err != nil {
+				if err := b.host.WaitReplicated(w.part, w.res.LastOffset+1, w.part.Config().MinInsyncReplicas, timeout); err != nil {
 					w.sp.ErrorCode = errCode(err)
 					if !errors.Is(err, partitions.ErrNotEnoughReplicasAfterAppend) {
 						w.sp.BaseOffset = -1

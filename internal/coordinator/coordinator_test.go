@@ -432,7 +432,7 @@ func TestRepliesOnlyOnceDurableAndReplicated(t *testing.T) {
 		var gateSync atomic.Bool
 		fsyncGate := make(chan struct{})
 		e.mem.SetInjector(func(op vfs.Op, name string) error {
-			if op == vfs.OpSync && strings.HasSuffix(name, ".log") && gateSync.Load() {
+			if op == vfs.OpSync && strings.HasSuffix(name, ".wal") && gateSync.Load() {
 				<-fsyncGate
 			}
 			return nil

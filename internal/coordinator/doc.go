@@ -65,9 +65,11 @@
 //     runner reloads a fresh Machine from the log (requests get ErrLoading
 //     meanwhile), which it ticks within IdleInterval, as at start. If the
 //     reload fails the runner exits, failing the requests it holds.
-//   - fsync or WaitReplicated fails: that Output's Replies fail. The Machine
-//     is kept; a log whose fsync failed refuses later appends, which then
-//     take the path above.
+//   - The records do not become durable (their journal round failed, and
+//     the log cut them): that Output's Replies fail and the runner reloads
+//     as above, since the Machine holds state the log no longer has.
+//   - WaitReplicated fails: that Output's Replies fail. The Machine is
+//     kept: the records are in the log.
 //
 // # Leadership changes
 //

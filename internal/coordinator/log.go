@@ -110,7 +110,7 @@ func (r *runner[Req, Resp]) apply(out Output[Resp]) bool {
 		deliver(ds, nil)
 		return true
 	}
-	upTo, err := r.persist(out.Records)
+	res, err := r.persist(out.Records)
 	if err != nil {
 		r.log.Error(r.cfg.Name+": persisting records", "err", err)
 		deliver(ds, err)
@@ -118,9 +118,14 @@ func (r *runner[Req, Resp]) apply(out Output[Resp]) bool {
 	}
 	l, waitRepl := r.shard.Log, r.shard.WaitReplicated
 	r.rt.goFunc(func() {
-		err := l.Sync(upTo)
+		upTo := res.LastOffset + 1
+		err := l.SyncAppend(res)
 		if err != nil {
 			r.log.Error(r.cfg.Name+": fsync", "err", err)
+			select {
+			case r.resync <- struct{}{}:
+			default:
+			}
 		} else if waitRepl != nil {
 			// Answer once the ISR has the records, so that what a
 			// reply confirms survives a leader change.
@@ -168,7 +173,7 @@ func deliver[Resp any](ds []delivery[Resp], err error) {
 
 // persist appends records as one uncompressed batch in the shard's leader
 // epoch and returns the offset after it.
-func (r *runner[Req, Resp]) persist(recs []Record) (int64, error) {
+func (r *runner[Req, Resp]) persist(recs []Record) (storage.AppendResult, error) {
 	now := r.cfg.Now().UnixMilli()
 	h := recordbatch.Header{Magic: 2, ProducerID: -1, ProducerEpoch: -1, BaseSequence: -1, BaseTimestamp: now, MaxTimestamp: now}
 	rs := make([]recordbatch.Record, len(recs))
@@ -177,11 +182,11 @@ func (r *runner[Req, Resp]) persist(recs []Record) (int64, error) {
 	}
 	batch, err := recordbatch.Build(h, rs, recordbatch.CodecNone)
 	if err != nil {
-		return 0, fmt.Errorf("coordinator: %s-%d: build batch: %w", r.cfg.Topic, r.shard.Index, err)
+		return storage.AppendResult{}, fmt.Errorf("coordinator: %s-%d: build batch: %w", r.cfg.Topic, r.shard.Index, err)
 	}
 	res, err := r.shard.Log.Append(batch, storage.AppendInput{LeaderEpoch: r.shard.LeaderEpoch, NowMs: now})
 	if err != nil {
-		return 0, fmt.Errorf("coordinator: %s-%d: append: %w", r.cfg.Topic, r.shard.Index, err)
+		return res, fmt.Errorf("coordinator: %s-%d: append: %w", r.cfg.Topic, r.shard.Index, err)
 	}
-	return res.LastOffset + 1, nil
+	return res, nil
 }

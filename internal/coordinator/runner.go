@@ -18,6 +18,7 @@ type runner[Req, Resp any] struct {
 	prev   <-chan struct{} // done of the runner this one replaces, or nil
 	loaded atomic.Bool
 	wake   chan struct{} // capacity 1: the queue has inputs
+	resync chan struct{} // capacity 1: appended records failed to become durable; reload
 	stop   chan struct{} // closed by shutdown
 	done   chan struct{} // closed when run returned and prev is done
 
@@ -42,7 +43,7 @@ func newRunner[Req, Resp any](rt *Runtime[Req, Resp], s Shard, prev <-chan struc
 	return &runner[Req, Resp]{
 		rt: rt, cfg: &rt.cfg, shard: s, prev: prev,
 		log:  rt.cfg.Logger.With("partition", s.Index),
-		wake: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{}),
+		wake: make(chan struct{}, 1), resync: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{}),
 		waiting: make(map[uint64]func(Resp, bool)),
 		debug:   rt.cfg.Logger.Enabled(context.Background(), slog.LevelDebug),
 	}
@@ -121,6 +122,13 @@ func (r *runner[Req, Resp]) run() {
 				}
 				t.arm(out.NextDeadline)
 			}
+		case <-r.resync:
+			// The log cut records the Machine applied (their journal
+			// round failed): rebuild it from what the log holds.
+			if !r.reload() {
+				return
+			}
+			t.restart()
 		case <-t.c():
 			out := r.m.Tick(r.cfg.Now())
 			if !r.apply(out) {

@@ -38,6 +38,10 @@ type Options struct {
 	Logger *slog.Logger
 	// ObserveSync, if set, is told the duration of every fdatasync.
 	ObserveSync func(time.Duration)
+	// OnRound, if set, is called by the flusher after every round that
+	// wrote something, successful or not (then Failed is set), outside the
+	// journal's locks. It must not block: the next round waits for it.
+	OnRound func()
 }
 
 func (o *Options) ensureDefaults() {
@@ -316,6 +320,14 @@ func (j *Journal) Append(e Entry) (int64, error) {
 	return j.bufStart + int64(len(j.buf)), nil
 }
 
+// Flush starts a round for what was appended, without waiting for it.
+func (j *Journal) Flush() {
+	select {
+	case j.kick <- struct{}{}:
+	default:
+	}
+}
+
 // End is the LSN after the last appended record.
 func (j *Journal) End() int64 {
 	j.mu.Lock()
@@ -369,14 +381,22 @@ func (j *Journal) flusher() {
 	}
 }
 
-// round writes what was appended and fdatasyncs it.
+// round runs one group-commit round and then tells OnRound.
 func (j *Journal) round() {
+	if j.writeRound() && j.opts.OnRound != nil {
+		j.opts.OnRound()
+	}
+}
+
+// writeRound writes what was appended and fdatasyncs it; it reports
+// whether there was anything to write.
+func (j *Journal) writeRound() bool {
 	j.ioMu.Lock()
 	defer j.ioMu.Unlock()
 	j.mu.Lock()
 	if len(j.buf) == 0 || j.failed != nil {
 		j.mu.Unlock()
-		return
+		return false
 	}
 	take, start := j.buf, j.bufStart
 	j.buf, j.spare = j.spare[:0], nil
@@ -402,7 +422,7 @@ func (j *Journal) round() {
 	}
 	if err != nil {
 		j.failLocked(err)
-		return
+		return true
 	}
 	end := start + int64(len(take))
 	j.durable.Store(end)
@@ -422,6 +442,7 @@ func (j *Journal) round() {
 		default:
 		}
 	}
+	return true
 }
 
 // writeLocked writes records starting at LSN start to the current file,

@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -237,10 +238,12 @@ func TestHostRoles(t *testing.T) {
 }
 
 // TestOffline: a hosted partition whose log failed on an I/O error is
-// listed offline until then not.
+// listed offline and reported, until it recovers by itself once the
+// Manager may try (space is back).
 func TestOffline(t *testing.T) {
 	fsys := vfs.NewMem()
-	logs, err := storage.OpenManager(storage.ManagerOptions{Dir: "/data", FS: fsys})
+	var canRecover atomic.Bool
+	logs, err := storage.OpenManager(storage.ManagerOptions{Dir: "/data", FS: fsys, CanRecover: canRecover.Load})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -286,5 +289,15 @@ func TestOffline(t *testing.T) {
 			t.Fatalf("offline replica not reported: %v", meta.reportedOffline())
 		}
 		time.Sleep(10 * time.Millisecond)
+	}
+	canRecover.Store(true)
+	for len(meta.reportedOffline()["a"]) != 0 || h.IsOffline(id) {
+		if time.Now().After(deadline) {
+			t.Fatalf("offline replica not recovered: %v", meta.reportedOffline())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if _, err := h.Get(id).Log().Append(batch, storage.AppendInput{}); err != nil {
+		t.Fatalf("append after recovery: %v", err)
 	}
 }

@@ -168,6 +168,10 @@ func (s *Server) openMetadata(ctx context.Context) error {
 
 func (s *Server) openLogs(context.Context) error {
 	cfg, meta := s.cfg, s.meta
+	disk, err := diskspace.New(diskspace.Config{Dir: cfg.DataDir, Reserve: cfg.LogDirMinFreeBytes})
+	if err != nil {
+		return fmt.Errorf("server: %w", err)
+	}
 	logs, err := storage.OpenManager(storage.ManagerOptions{
 		Dir:                    filepath.Join(cfg.DataDir, "logs"),
 		Logger:                 s.log,
@@ -184,15 +188,18 @@ func (s *Server) openLogs(context.Context) error {
 			res, err := topicconfig.Resolve(t.Configs, cfg.TopicDefaults)
 			return res.Log, err == nil
 		},
+		// After a write failed for want of space (the reserve disabled,
+		// or another process filled the disk), recover once there is
+		// room again: the reserve, and at least 1 MiB.
+		CanRecover: func() bool {
+			free, err := disk.Free()
+			return err == nil && free >= max(cfg.LogDirMinFreeBytes, 1<<20)
+		},
 	})
 	if err != nil {
 		return fmt.Errorf("server: %w", err)
 	}
 	s.logs = logs
-	disk, err := diskspace.New(diskspace.Config{Dir: cfg.DataDir, Reserve: cfg.LogDirMinFreeBytes})
-	if err != nil {
-		return fmt.Errorf("server: %w", err)
-	}
 	s.disk = disk
 	s.m.RegisterLogStats(func() (int, int64) { return len(logs.Partitions()), logs.TotalSize() })
 	return nil

@@ -52,6 +52,11 @@ type AppendResult struct {
 	LogAppendTime  int64 // -1 unless the topic uses LogAppendTime
 	LogStartOffset int64
 	Duplicate      bool // an idempotent retry: nothing was written
+	// Gen is the log's truncation generation when the append returned:
+	// SyncAppend uses it to tell that a truncation (or the cut of a
+	// failed journal round) removed the append, even if the log has
+	// grown past its offsets again since.
+	Gen uint64
 }
 
 // Chunk is a byte range of a segment file holding whole batches. Its

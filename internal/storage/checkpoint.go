@@ -31,9 +31,9 @@ const (
 	ckMaxPayload = 1 << 20
 
 	ckKindLogStart      = 1 // payload: logStartOffset i64
-	ckKindRecoveryPoint = 2 // payload: offset i64, segmentBase i64, position i64
+	ckKindRecoveryPoint = 2 // payload: offset i64, segmentBase i64, position i64, then journal LSN i64, logStart i64 (both absent before the journal)
 	ckKindLeaderEpoch   = 3 // payload: count u32, count × (epoch i32, startOffset i64)
-	ckKindCleanShutdown = 4 // payload: logEndOffset i64, activeBase i64, activeSize i64
+	ckKindCleanShutdown = 4 // payload: logEndOffset i64, activeBase i64, activeSize i64, journal LSN i64 (absent before the journal)
 )
 
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
@@ -170,13 +170,71 @@ func getInt64s(b []byte, n int) ([]int64, error) {
 
 // recoveryPoint says that every batch below Offset is durable and valid:
 // segments before SegmentBase entirely, and segment SegmentBase up to
-// Position.
+// Position; and that every journal entry of the log up to LSN is
+// reflected there and none after it is. Recovery cuts the log at the
+// recovery point and replays the journal entries after LSN. A recovery
+// point without an LSN (legacy) was written before the data directory had
+// a journal: every acknowledged batch was fsynced in its segment then, so
+// recovery validates what follows it instead.
+//
+// Position rpRestart marks a restart point, written before a full
+// truncation: the log is empty and starts at Offset, whatever files
+// survive.
 type recoveryPoint struct {
 	Offset, SegmentBase, Position int64
+	LSN                           int64
+	LogStart                      int64 // the log start offset then (DeleteRecords are journaled after it)
+	legacy                        bool
 }
 
+const rpRestart = -1
+
+func (rp recoveryPoint) encode() []byte {
+	return putInt64s(rp.Offset, rp.SegmentBase, rp.Position, rp.LSN, rp.LogStart)
+}
+
+// decodeRecoveryPoint reads the payload of either format.
+func decodeRecoveryPoint(b []byte) (recoveryPoint, error) {
+	if len(b) == 24 {
+		v, err := getInt64s(b, 3)
+		if err != nil {
+			return rpNone, err
+		}
+		return recoveryPoint{Offset: v[0], SegmentBase: v[1], Position: v[2], legacy: true}, nil
+	}
+	v, err := getInt64s(b, 5)
+	if err != nil {
+		return rpNone, err
+	}
+	return recoveryPoint{Offset: v[0], SegmentBase: v[1], Position: v[2], LSN: v[3], LogStart: v[4]}, nil
+}
+
+func recoveryPointPath(dir string) string { return filepath.Join(dir, recoveryPointFile) }
+
 // cleanShutdown is written by Close after everything was fsynced; its
-// presence at open means nothing needs scanning.
+// presence at open means nothing needs scanning, and that the journal
+// entries of the log up to LSN are in the files.
 type cleanShutdown struct {
 	LogEnd, ActiveBase, ActiveSize int64
+	LSN                            int64
+}
+
+func (c cleanShutdown) encode() []byte {
+	return putInt64s(c.LogEnd, c.ActiveBase, c.ActiveSize, c.LSN)
+}
+
+func decodeCleanShutdown(b []byte) (cleanShutdown, error) {
+	n := 4
+	if len(b) == 24 {
+		n = 3
+	}
+	v, err := getInt64s(b, n)
+	if err != nil {
+		return cleanShutdown{}, err
+	}
+	c := cleanShutdown{LogEnd: v[0], ActiveBase: v[1], ActiveSize: v[2]}
+	if n == 4 {
+		c.LSN = v[3]
+	}
+	return c, nil
 }

@@ -14,7 +14,8 @@ import (
 // Compaction (cleanup.policy=compact), after Kafka's LogCleaner, one pass:
 //
 //  1. Pick the cleanable segments: closed segments wholly before the
-//     recovery point's segment (so durable and validated), in order, up to
+//     segment where the durable part of the log ends (so no failed
+//     journal round can cut them), in order, up to
 //     the first whose largest timestamp is newer than now −
 //     min.compaction.lag.ms.
 //  2. Map every key in them to its last offset (bounded by
@@ -56,7 +57,7 @@ func (l *Log) Compact(ctx context.Context) (int, error) {
 	interval := l.intervalLocked()
 	var views []segView
 	for _, s := range l.segs[:len(l.segs)-1] {
-		if s.base >= l.rp.SegmentBase {
+		if s.base >= l.durSeg {
 			break
 		}
 		s.acquire()

@@ -7,26 +7,35 @@ import (
 	"time"
 )
 
-// close stops the flusher, makes everything durable, writes the producer
-// snapshot, recovery point and clean-shutdown marker, and drops the log's
-// segment references (Slices still held keep their files open). A log
-// opened clean and not changed since writes nothing (its files and marker
-// are still those of the last Close), nor does a new log never written
-// (its directory is empty, which opens as an empty log).
+// close makes the log's files durable up to its durable offset, writes
+// the producer snapshot, recovery point and clean-shutdown marker, and
+// drops the log's segment references (Slices still held keep their files
+// open). The Manager has made the journal durable and advanced the log
+// before. A log opened clean and not changed since writes nothing (its
+// files and marker are still those of the last Close), nor does a new log
+// never written (its directory is empty, which opens as an empty log). A
+// failed log closes without a marker: its next open recovers it from its
+// recovery point and the journal.
 func (l *Log) close() error {
-	l.mu.Lock()
-	if l.closed {
-		l.mu.Unlock()
-		return nil
-	}
-	l.closed = true
-	l.mu.Unlock()
-	close(l.stop)
-	<-l.flusherDone
-
+	l.cpMu.Lock()
+	defer l.cpMu.Unlock()
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if (l.keptMarker || l.unborn) && l.failed == nil {
+	if l.closed {
+		return nil
+	}
+	if l.failed == nil && (len(l.pending) > 0 || l.durable < l.logEnd) {
+		// The journal could not make them durable: their callers are
+		// told so, and they go.
+		l.dropPendingLocked(fmt.Errorf("%w: %v: closed before its journal round", ErrStorage, l.id))
+	}
+	l.closed = true
+	if l.failed != nil {
+		l.logger.Warn("storage: closing a failed log; it recovers at the next open", "err", l.failed)
+		l.shutdownLocked()
+		return nil
+	}
+	if l.keptMarker || l.unborn {
 		l.shutdownLocked()
 		return nil
 	}
@@ -39,17 +48,13 @@ func (l *Log) close() error {
 	}
 	if err == nil {
 		a := l.activeLocked()
-		err = writeCheckpoint(l.fs, filepath.Join(l.dir, recoveryPointFile), ckKindRecoveryPoint, putInt64s(l.logEnd, a.base, a.size))
+		rp := recoveryPoint{Offset: l.logEnd, SegmentBase: a.base, Position: a.size, LSN: l.durLSN, LogStart: l.logStart}
+		err = writeCheckpoint(l.fs, recoveryPointPath(l.dir), ckKindRecoveryPoint, rp.encode())
 		if err == nil {
-			err = writeCheckpoint(l.fs, filepath.Join(l.dir, cleanShutdownFile), ckKindCleanShutdown, putInt64s(l.logEnd, a.base, a.size))
+			l.rp = rp
+			err = writeCheckpoint(l.fs, filepath.Join(l.dir, cleanShutdownFile), ckKindCleanShutdown,
+				cleanShutdown{LogEnd: l.logEnd, ActiveBase: a.base, ActiveSize: a.size, LSN: l.durLSN}.encode())
 		}
-	}
-	if err == nil {
-		l.durable = l.logEnd
-		if l.opts.FlushOnAck {
-			l.notifyLocked()
-		}
-		l.wakeWaitersLocked()
 	}
 	l.shutdownLocked()
 	if err != nil {
@@ -104,10 +109,6 @@ func (l *Log) closeForDelete() {
 		return
 	}
 	l.closed = true
-	l.mu.Unlock()
-	close(l.stop)
-	<-l.flusherDone
-	l.mu.Lock()
 	l.shutdownLocked()
 	l.mu.Unlock()
 }

@@ -9,7 +9,6 @@ import (
 	"path/filepath"
 	"sort"
 	"sync"
-	"time"
 
 	"github.com/streambus/streambus/internal/producerstate"
 	"github.com/streambus/streambus/internal/recordbatch"
@@ -47,9 +46,9 @@ type Log struct {
 	files   *fileCache // the Manager's: every segment file is opened through it
 	dataDir *dirSyncer // fsyncs the Manager's data directory
 
-	// cpMu serialises recovery-point checkpoint writes with truncation,
-	// which must lower the checkpoint. Lock order: cpMu, then mu, then a
-	// segment's idxMu.
+	// cpMu serialises checkpoints with truncation, which must lower the
+	// recovery point, and with cutting appends whose journal round
+	// failed. Lock order: cpMu, then mu, then a segment's idxMu.
 	cpMu sync.Mutex
 	// cleanMu serialises compaction passes of this log (they share the
 	// .cleaned file names). Taken before cpMu and mu.
@@ -62,26 +61,63 @@ type Log struct {
 	logEnd       int64
 	size         int64
 	closed       bool
-	failed       error                // an I/O error: the log accepts no more writes (Kafka takes the log dir offline)
+	failed       error                // an I/O error: the log accepts no more writes until Manager.Recover reopens it
 	producers    *producerstate.Table // nil until first needed after a clean open (producersLocked)
 	epochs       []epochEntry         // see epochsLocked
 	epochsOnDisk bool                 // a clean open left the leader epoch checkpoint unread (epochsLocked)
-	unflushed    []*segment           // rolled segments not yet fsynced; each holds a reference
+	unflushed    []*segment           // rolled segments not yet fsynced by a checkpoint; each holds a reference
 	dirDirty     bool                 // segment files were created or renamed since the last directory fsync
-	newDirs      uint64               // created lazily: the dataDir change to sync (and this directory) before data is durable; 0 once done
+	newDirs      uint64               // created lazily: the dataDir change to sync before the first append is journaled; 0 once done
 	keptMarker   bool                 // opened clean and unchanged since: the clean-shutdown marker is still valid and on disk
 	unborn       bool                 // new and unchanged: the directory holds nothing, not even the first segment's file
-	durable      int64                // every offset below is fsynced
 	changed      chan struct{}
-	truncGen     uint64 // bumped by Truncate so a concurrent flush does not advance durable past it
 	waiters      []syncWaiter
 	rp           recoveryPoint // the last recovery point checkpointed
 	cleanedTo    int64         // compaction: offsets below were cleaned by a pass
 	tombstoneDue int64         // compaction: when a kept tombstone becomes removable (ms), 0 if none
 
-	kick        chan struct{} // wakes the flusher; capacity 1
-	stop        chan struct{}
-	flusherDone chan struct{}
+	gen  uint64       // bumped by every cut of the log's end (cutLocked, resetLocked)
+	cuts [8]recentCut // the latest cuts, by gen modulo 8 (SyncAppend)
+
+	// Durability through the Manager's journal (journal.go).
+	durable int64           // every offset below is durable (in the journal, or in fsynced segments)
+	durSeg  int64           // base of the segment where the durable part ends
+	durPos  int64           // and the position in it
+	durLSN  int64           // every journal entry of this log up to this LSN is reflected below durable
+	lastLSN int64           // LSN of the newest journal entry of this log
+	pending []pendingAppend // appends not yet durable, oldest first
+	watched bool            // in Manager.watching; guarded by Manager.pmu
+	mgr     *Manager
+	stream  uint64 // the journal stream (streamOf)
+}
+
+// recentCut records where a cut of generation gen left the log end.
+type recentCut struct {
+	gen uint64
+	end int64
+}
+
+// noteCutLocked records a cut that left the log end at end.
+func (l *Log) noteCutLocked(end int64) {
+	l.gen++
+	l.cuts[l.gen%uint64(len(l.cuts))] = recentCut{gen: l.gen, end: end}
+}
+
+// cutSinceLocked reports whether a cut since generation gen went below
+// upTo (conservatively true when gen is too old to tell).
+func (l *Log) cutSinceLocked(gen uint64, upTo int64) bool {
+	if gen == l.gen {
+		return false
+	}
+	if l.gen-gen > uint64(len(l.cuts)) {
+		return true
+	}
+	for g := gen + 1; g <= l.gen; g++ {
+		if c := l.cuts[g%uint64(len(l.cuts))]; c.gen != g || c.end < upTo {
+			return true
+		}
+	}
+	return false
 }
 
 type syncWaiter struct {
@@ -190,6 +226,9 @@ func (l *Log) Append(records []byte, in AppendInput) (AppendResult, error) {
 	if l.failed != nil {
 		return res, l.failed
 	}
+	if err := l.journalFailed(); err != nil {
+		return res, err
+	}
 	res.LogStartOffset = l.logStart
 	total := int64(len(records))
 	for _, h := range hdrs {
@@ -210,7 +249,7 @@ func (l *Log) Append(records []byte, in AppendInput) (AppendResult, error) {
 			return res, mapProducerErr(err)
 		}
 		if dup {
-			res.BaseOffset, res.LastOffset, res.Duplicate = dupBase, dupBase+int64(h.LastOffsetDelta), true
+			res.BaseOffset, res.LastOffset, res.Duplicate, res.Gen = dupBase, dupBase+int64(h.LastOffsetDelta), true, l.gen
 			return res, nil
 		}
 	}
@@ -258,20 +297,30 @@ func (l *Log) Append(records []byte, in AppendInput) (AppendResult, error) {
 		}
 		pos += h.Size()
 	}
+	prevEnd := l.logEnd
 	active.size = pos
 	active.next = next
 	l.size += total
-	res.BaseOffset, res.LastOffset = l.logEnd, next-1
 	l.logEnd = next
+	lsn, err := l.journalAppendLocked(entryAppend, prevEnd, records)
+	if err != nil {
+		return res, l.undoLocked(prevEnd, err)
+	}
+	res.BaseOffset, res.LastOffset, res.Gen = prevEnd, next-1, l.gen
 	if h := hdrs[0]; h.HasProducer() {
 		l.producers.Update(h, in.NowMs)
 	}
-	if l.opts.FlushOnAck {
-		l.requestFlush()
-	} else {
-		l.notifyLocked()
-	}
+	l.notePendingLocked(lsn)
 	return res, nil
+}
+
+// undoLocked removes what an append wrote after the log end was prevEnd,
+// when its journal entry could not be appended, and returns err.
+func (l *Log) undoLocked(prevEnd int64, err error) error {
+	if cerr := l.cutLocked(prevEnd, false, l.durLSN); cerr != nil {
+		l.failLocked(fmt.Errorf("storage: undo append to %v: %w", l.id, cerr))
+	}
+	return err
 }
 
 // writeActiveLocked writes records at pos in the active segment. A write
@@ -294,15 +343,17 @@ func (l *Log) writeActiveLocked(records []byte, pos int64) error {
 
 // touchLocked is called before every change to the log's files, and does
 // what the first one needs. A new log creates its first segment's file
-// (until then its directory is empty, which opens as an empty log).
+// (until then its directory is empty, which opens as an empty log), and
+// makes its directory's entry in the data directory durable (one fsync
+// shared by the logs created meanwhile): recovery replays the journal into
+// the partition directories it finds, so a directory must be durable
+// before any journal entry of its log is.
 //
 // A log opened clean removes its clean-shutdown marker, which stays valid
-// until then, so opening and closing an idle log writes nothing. The
-// removal becomes durable with the next directory fsync, which precedes
-// any change that could make the marker lie after a crash: the flusher
-// fsyncs the directory before it makes appended data durable (appends only
-// grow the active segment, so a stale marker matches only unchanged
-// files), and truncation and compaction fsync it before they cut or swap.
+// until then, so opening and closing an idle log writes nothing. A stale
+// marker left by a crash is harmless: recovery trusts it only while the
+// active segment is as it describes, and replays the journal entries after
+// the LSN it records either way.
 //
 // Its errors wrap ErrStorage; nothing was changed, so the log is not
 // failed.
@@ -312,6 +363,13 @@ func (l *Log) touchLocked() error {
 			return fmt.Errorf("%w: %v: %w", ErrStorage, l.id, err)
 		}
 		l.unborn = false
+		l.dirDirty = true
+	}
+	if l.newDirs != 0 {
+		if err := l.dataDir.syncTo(l.newDirs); err != nil {
+			return fmt.Errorf("%w: %v: %w", ErrStorage, l.id, err)
+		}
+		l.newDirs = 0
 	}
 	if l.keptMarker {
 		if err := l.fs.Remove(filepath.Join(l.dir, cleanShutdownFile)); err != nil && !errors.Is(err, fs.ErrNotExist) {
@@ -355,7 +413,9 @@ func mapProducerErr(err error) error {
 	}
 }
 
-// failLocked marks the log failed after an I/O error and wakes waiters.
+// failLocked marks the log failed after an I/O error. Its pending appends
+// stay pending: they are in the journal, whose round decides their fate
+// (and wakes their waiters) as for any other log.
 func (l *Log) failLocked(err error) error {
 	if l.failed == nil {
 		if !errors.Is(err, ErrStorage) {
@@ -364,10 +424,6 @@ func (l *Log) failLocked(err error) error {
 		l.failed = err
 		l.logger.Error("storage: log failed", "partition", l.id, "err", err)
 	}
-	for _, w := range l.waiters {
-		w.ch <- l.failed
-	}
-	l.waiters = nil
 	return l.failed
 }
 
@@ -387,8 +443,8 @@ func (l *Log) maybeRollLocked(bytes, span, nowMs int64) error {
 }
 
 // rollLocked closes the active segment and starts a new one at the log
-// end; it snapshots the producer state under the new base offset and asks
-// the flusher to make the old segment durable.
+// end; it snapshots the producer state under the new base offset. The old
+// segment is made durable by the next checkpoint.
 func (l *Log) rollLocked(nowMs int64) error {
 	old := l.activeLocked()
 	if old.size == 0 {
@@ -409,132 +465,66 @@ func (l *Log) rollLocked(nowMs int64) error {
 	if err := l.writeSnapshotLocked(); err != nil {
 		l.logger.Warn("storage: producer snapshot failed", "partition", l.id, "err", err)
 	}
-	l.requestFlush()
 	return nil
 }
 
-// requestFlush wakes the flusher without blocking.
-func (l *Log) requestFlush() {
-	select {
-	case l.kick <- struct{}{}:
-	default:
-	}
-}
-
 // Sync blocks until every offset below upTo (clamped to the log end) is
-// fsynced. Concurrent callers share fsyncs: the log's flusher fsyncs
-// whatever has been written when it starts and wakes every caller that
-// covers; callers arriving meanwhile are served by its next round.
-// Only the log file is fsynced on this path: the active segment's indexes
-// are rebuilt by recovery.
+// durable: its journal entry was fdatasynced by a group-commit round of
+// the Manager's journal, which serves every log's waiters at once. A
+// round that fails cuts the appends it held and returns an error wrapping
+// ErrStorage.
 func (l *Log) Sync(upTo int64) error {
 	l.mu.Lock()
-	if l.failed != nil {
+	return l.syncLocked(min(upTo, l.logEnd))
+}
+
+// SyncAppend blocks until the append that returned res is durable, like
+// Sync; it fails (wrapping ErrStorage, or ErrTruncated) if the append was
+// cut meanwhile, by a failed journal round or a truncation, even when
+// later appends have taken its offsets since.
+func (l *Log) SyncAppend(res AppendResult) error {
+	upTo := res.LastOffset + 1
+	l.mu.Lock()
+	if l.cutSinceLocked(res.Gen, upTo) {
+		err := l.failed
+		if err == nil {
+			err = l.journalFailed()
+		}
+		if err == nil {
+			err = fmt.Errorf("%w: offsets %d to %d of %v were cut before they became durable", ErrTruncated, res.BaseOffset, res.LastOffset, l.id)
+		}
 		l.mu.Unlock()
-		return l.failed
+		return err
 	}
-	if upTo > l.logEnd {
-		upTo = l.logEnd
+	return l.syncLocked(upTo)
+}
+
+// syncLocked is Sync with l.mu held, which it releases.
+func (l *Log) syncLocked(upTo int64) error {
+	if l.durable < upTo {
+		l.advanceLocked(l.mgr.journal.Durable())
 	}
 	if l.durable >= upTo {
 		l.mu.Unlock()
 		return nil
 	}
+	if l.failed != nil && len(l.pending) == 0 {
+		l.mu.Unlock()
+		return l.failed
+	}
 	if l.closed {
 		l.mu.Unlock()
 		return ErrClosed
 	}
+	if err := l.journalFailed(); err != nil {
+		l.mu.Unlock()
+		return err
+	}
 	w := syncWaiter{upTo: upTo, ch: make(chan error, 1)}
 	l.waiters = append(l.waiters, w)
 	l.mu.Unlock()
-	l.requestFlush()
+	l.mgr.journal.Flush()
 	return <-w.ch
-}
-
-// flushLoop is the log's flusher goroutine, owned by the Log and stopped
-// by close.
-func (l *Log) flushLoop() {
-	defer close(l.flusherDone)
-	for {
-		select {
-		case <-l.kick:
-		case <-l.stop:
-			return
-		}
-		l.flushOnce()
-	}
-}
-
-// flushOnce fsyncs everything written so far and advances durable.
-func (l *Log) flushOnce() {
-	l.mu.Lock()
-	if l.failed != nil {
-		l.failLocked(l.failed)
-		l.mu.Unlock()
-		return
-	}
-	target, gen := l.logEnd, l.truncGen
-	active := l.activeLocked()
-	activeSize := active.size
-	rolled := l.unflushed
-	l.unflushed = nil
-	active.acquire()
-	dirDirty := l.dirDirty
-	l.dirDirty = false
-	// A lazily created log's directory entries become durable with its
-	// first data, before any of it counts as durable.
-	newDirs := uint64(0)
-	if l.newDirs != 0 && (target > l.durable || len(rolled) > 0) {
-		newDirs, l.newDirs, dirDirty = l.newDirs, 0, true
-	}
-	needRP := active.base != l.rp.SegmentBase
-	needSync := target > l.durable || len(rolled) > 0 || dirDirty
-	l.mu.Unlock()
-
-	var err error
-	start := time.Now()
-	for _, s := range rolled {
-		if err == nil {
-			err = s.syncLog()
-		}
-		if err == nil {
-			err = s.syncIndexes()
-		}
-		s.release()
-	}
-	if err == nil && needSync {
-		err = active.syncLog()
-	}
-	active.release()
-	if err == nil && dirDirty {
-		err = l.fs.SyncDir(l.dir)
-	}
-	if err == nil && newDirs != 0 {
-		err = l.dataDir.syncTo(newDirs)
-	}
-	if needSync && l.opts.OnFsync != nil {
-		l.opts.OnFsync(time.Since(start))
-	}
-
-	if err == nil && needRP {
-		// Before waking waiters, so that a Sync after a roll also
-		// guarantees the recovery point moved past the rolled segment.
-		l.checkpointRecoveryPoint(recoveryPoint{Offset: target, SegmentBase: active.base, Position: activeSize}, gen)
-	}
-	l.mu.Lock()
-	if err != nil {
-		l.failLocked(fmt.Errorf("storage: fsync %v: %w", l.id, err))
-		l.mu.Unlock()
-		return
-	}
-	if gen == l.truncGen && target > l.durable {
-		l.durable = target
-		if l.opts.FlushOnAck {
-			l.notifyLocked()
-		}
-	}
-	l.wakeWaitersLocked()
-	l.mu.Unlock()
 }
 
 func (l *Log) wakeWaitersLocked() {
@@ -548,27 +538,6 @@ func (l *Log) wakeWaitersLocked() {
 	}
 	clear(l.waiters[len(keep):])
 	l.waiters = keep
-}
-
-// checkpointRecoveryPoint writes rp unless a truncation happened since it
-// was taken.
-func (l *Log) checkpointRecoveryPoint(rp recoveryPoint, gen uint64) {
-	l.cpMu.Lock()
-	defer l.cpMu.Unlock()
-	l.mu.Lock()
-	stale := gen != l.truncGen
-	l.mu.Unlock()
-	if stale {
-		return
-	}
-	if err := writeCheckpoint(l.fs, filepath.Join(l.dir, recoveryPointFile), ckKindRecoveryPoint,
-		putInt64s(rp.Offset, rp.SegmentBase, rp.Position)); err != nil {
-		l.logger.Warn("storage: recovery point checkpoint failed", "partition", l.id, "err", err)
-		return
-	}
-	l.mu.Lock()
-	l.rp = rp
-	l.mu.Unlock()
 }
 
 // producersLocked returns the producer table, which a clean open leaves

@@ -281,40 +281,63 @@ func TestPartialWriteFailsLog(t *testing.T) {
 	e.close()
 }
 
-func TestGarbledTailTruncated(t *testing.T) {
-	e := newEnv(t, true)
-	l := e.log(envCfg)
-	var sizes []int
-	for i := 0; i < 10; i++ {
-		b := plain(t, 1, 1)
-		sizes = append(sizes, len(b))
-		e.append(l, b)
+// TestGarbledTail: bytes after the recovery point are replaced by the
+// journal's copy at recovery, so a garbled (torn) segment tail loses
+// nothing that was synced; a garbled journal record cuts the journal
+// there, and the log ends before it.
+func TestGarbledTail(t *testing.T) {
+	for _, where := range []string{"segment", "journal"} {
+		t.Run(where, func(t *testing.T) {
+			e := newEnv(t, true)
+			l := e.log(envCfg)
+			var sizes []int
+			var all [][]byte
+			for i := 0; i < 15; i++ {
+				b := plain(t, 1, 1)
+				sizes = append(sizes, len(b))
+				all = append(all, b)
+				e.append(l, b)
+			}
+			if err := l.Sync(15); err != nil {
+				t.Fatal(err)
+			}
+			// Garble batch 12's payload, or its journal record's.
+			name, pos := segmentFile("/data/"+PartitionDirName(testID), 0, logSuffix), int64(30)
+			for _, s := range sizes[:12] {
+				pos += int64(s)
+			}
+			if where == "journal" {
+				name, pos = "/data/journal/"+journalFileName(t, e), 16+30+8+17
+				for _, s := range sizes[:12] {
+					pos += int64(8 + 17 + s)
+				}
+			}
+			if err := e.fs.Garble(name, pos, 4, rand.New(rand.NewSource(3))); err != nil {
+				t.Fatal(err)
+			}
+			e.crash(vfs.CrashOptions{})
+			l = e.m.Get(testID)
+			want := 15
+			if where == "journal" {
+				want = 12
+			}
+			if l.LogEndOffset() != int64(want) {
+				t.Fatalf("end %d after garbling batch 12 in the %s, want %d", l.LogEndOffset(), where, want)
+			}
+			sameBatches(t, readAll(t, l, int64(want)), all[:want])
+			e.close()
+		})
 	}
-	l.Sync(10)
-	e.crash(vfs.CrashOptions{})
-	// Appends after the recovery point written at open are scanned at the
-	// next recovery: garble the 8th batch's payload.
-	l = e.m.Get(testID)
-	for i := 0; i < 5; i++ {
-		e.append(l, plain(t, 1, 1))
+}
+
+// journalFileName returns the name of the only journal file.
+func journalFileName(t *testing.T, e *env) string {
+	t.Helper()
+	ents, err := e.fs.ReadDir("/data/journal")
+	if err != nil || len(ents) != 1 {
+		t.Fatalf("journal files: %v %v", ents, err)
 	}
-	l.Sync(15)
-	name := segmentFile("/data/"+PartitionDirName(testID), 0, logSuffix)
-	pos := int64(0)
-	for _, s := range sizes {
-		pos += int64(s)
-	}
-	pos += int64(2*sizes[0] + 30)
-	if err := e.fs.Garble(name, pos, 4, rand.New(rand.NewSource(3))); err != nil {
-		t.Fatal(err)
-	}
-	e.crash(vfs.CrashOptions{})
-	l = e.m.Get(testID)
-	if l.LogEndOffset() != 12 {
-		t.Fatalf("end %d after garbling batch 12", l.LogEndOffset())
-	}
-	readAll(t, l, 12)
-	e.close()
+	return ents[0].Name()
 }
 
 func TestIndexRebuilt(t *testing.T) {
@@ -507,26 +530,45 @@ func TestFlushOnAckHighWatermarkIsDurable(t *testing.T) {
 	e.close()
 }
 
+// TestFsyncErrorFailsLog: a failed journal fdatasync fails the waiting
+// Sync and later appends with ErrStorage, the failed append is cut and
+// never read, also after a reopen, and the Manager still closes cleanly.
 func TestFsyncErrorFailsLog(t *testing.T) {
 	e := newEnv(t, true)
 	l := e.log(envCfg)
+	e.append(l, plain(t, 1, 1))
+	if err := l.Sync(1); err != nil {
+		t.Fatal(err)
+	}
 	e.fs.SetInjector(func(op vfs.Op, name string) error {
-		if op == vfs.OpSync && strings.HasSuffix(name, logSuffix) {
+		if op == vfs.OpSync && strings.HasSuffix(name, ".wal") {
 			return vfs.ErrInjected
 		}
 		return nil
 	})
 	e.append(l, plain(t, 1, 1))
-	if err := l.Sync(1); !errors.Is(err, vfs.ErrInjected) {
-		t.Fatalf("sync: %v", err)
+	if err := l.Sync(2); !errors.Is(err, vfs.ErrInjected) || !errors.Is(err, ErrStorage) {
+		t.Fatalf("sync: %v, want ErrStorage wrapping the fsync error", err)
 	}
 	if _, err := l.Append(plain(t, 1, 1), AppendInput{}); !errors.Is(err, vfs.ErrInjected) || !errors.Is(err, ErrStorage) {
 		t.Fatalf("append after fsync failure: %v, want ErrStorage wrapping the fsync error", err)
 	}
-	e.fs.SetInjector(nil)
-	if err := e.m.Close(); err == nil {
-		t.Fatal("close of a failed log reported success")
+	if err := l.Failed(); !errors.Is(err, ErrStorage) {
+		t.Fatalf("Failed() = %v while the journal is failed", err)
 	}
+	if end := l.LogEndOffset(); end != 1 {
+		t.Fatalf("log end %d after the failed round, want 1", end)
+	}
+	e.fs.SetInjector(nil)
+	if err := e.m.Close(); err != nil {
+		t.Fatalf("close with a failed journal: %v", err)
+	}
+	e.open()
+	l = e.m.Get(testID)
+	if end := l.LogEndOffset(); end != 1 {
+		t.Fatalf("log end %d after reopen, want 1", end)
+	}
+	e.close()
 }
 
 func TestCrashDuringTruncate(t *testing.T) {

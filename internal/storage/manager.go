@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -12,36 +14,57 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/streambus/streambus/internal/journal"
 	"github.com/streambus/streambus/internal/vfs"
 )
 
 // deleteDirSuffix marks a partition directory being deleted.
 const deleteDirSuffix = "-delete"
 
-// Manager owns the partition logs under one data directory.
+// Manager owns the partition logs under one data directory, and the
+// journal that makes their appends durable (journal.go).
 type Manager struct {
 	opts    ManagerOptions
 	files   *fileCache // every segment and index file of every log
 	dataDir dirSyncer
+	journal *journal.Journal
+	legacy  bool // the data directory predates the journal (OpenManager converts it)
 
-	mu     sync.RWMutex
-	logs   map[PartitionID]*Log
-	closed bool
+	mu      sync.RWMutex
+	logs    map[PartitionID]*Log
+	streams map[uint64]PartitionID // journal streams of the logs, to refuse a hash collision
+	closed  bool
+
+	// pmu guards the logs with pending appends (and their watched flags)
+	// and the streams deleted while the journal could not record it.
+	pmu                sync.Mutex
+	watching           []*Log
+	deletedUnjournaled []uint64
+
+	cpMu      sync.Mutex    // one checkpoint or recovery at a time; before any Log lock
+	roundC    chan struct{} // a journal round ended (capacity 1)
+	cpKick    chan struct{} // checkpoint now (capacity 1)
+	stopLoops chan struct{}
+	loops     sync.WaitGroup // durableLoop, checkpointLoop
 
 	bg sync.WaitGroup // background directory removals
 }
 
 // OpenManager opens the data directory, removes leftover deleted
-// partition directories, and opens and recovers every partition directory
-// in parallel (at most RecoveryParallelism at once). Opening a cleanly
-// closed partition reads its directory listing and a few small files and
-// opens no segment file.
+// partition directories, opens and recovers every partition directory in
+// parallel (at most RecoveryParallelism at once), and replays the journal
+// into them. Opening a cleanly closed partition reads its directory
+// listing and a few small files and opens no segment file.
 func OpenManager(opts ManagerOptions) (*Manager, error) {
 	opts.EnsureDefaults()
 	if err := opts.Validate(); err != nil {
 		return nil, err
 	}
-	m := &Manager{opts: opts, logs: map[PartitionID]*Log{}, files: newFileCache(opts.MaxOpenFiles)}
+	m := &Manager{
+		opts: opts, logs: map[PartitionID]*Log{}, streams: map[uint64]PartitionID{},
+		files:  newFileCache(opts.MaxOpenFiles),
+		roundC: make(chan struct{}, 1), cpKick: make(chan struct{}, 1), stopLoops: make(chan struct{}),
+	}
 	m.dataDir = dirSyncer{fs: opts.FS, dir: opts.Dir}
 	if err := opts.FS.MkdirAll(opts.Dir, 0o755); err != nil {
 		return nil, fmt.Errorf("storage: create data dir: %w", err)
@@ -64,6 +87,9 @@ func OpenManager(opts ManagerOptions) (*Manager, error) {
 		}
 		name := e.Name()
 		full := filepath.Join(opts.Dir, name)
+		if name == journalDirName {
+			continue
+		}
 		if strings.HasSuffix(name, deleteDirSuffix) {
 			m.removeInBackground(full)
 			continue
@@ -75,6 +101,19 @@ func OpenManager(opts ManagerOptions) (*Manager, error) {
 		}
 		jobs = append(jobs, job{id, full})
 	}
+	jdir := filepath.Join(opts.Dir, journalDirName)
+	if _, err := opts.FS.Stat(jdir); errors.Is(err, fs.ErrNotExist) && len(jobs) > 0 {
+		m.legacy = true
+		opts.Logger.Info("storage: data directory predates the journal; converting it")
+	}
+	jn, err := journal.Open(journal.Options{
+		Dir: jdir, FS: opts.FS, FileSize: opts.JournalFileSize, Logger: opts.Logger,
+		ObserveSync: opts.OnFsync, OnRound: m.onRound,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("storage: %w", err)
+	}
+	m.journal = jn
 	var (
 		wg   sync.WaitGroup
 		sem  = make(chan struct{}, opts.RecoveryParallelism)
@@ -105,6 +144,9 @@ func OpenManager(opts ManagerOptions) (*Manager, error) {
 		}()
 	}
 	wg.Wait()
+	if err := m.finishRecovery(); err != nil {
+		errs = append(errs, err)
+	}
 	if err := errors.Join(errs...); err != nil {
 		m.Close()
 		return nil, err
@@ -116,7 +158,58 @@ func OpenManager(opts ManagerOptions) (*Manager, error) {
 		m.Close()
 		return nil, fmt.Errorf("storage: sync data dir: %w", err)
 	}
+	m.loops.Add(2)
+	go m.durableLoop()
+	go m.checkpointLoop()
 	return m, nil
+}
+
+// finishRecovery checks the opened logs against the journal, replays it
+// into them, and converts a data directory from before the journal.
+func (m *Manager) finishRecovery() error {
+	byStream := make(map[uint64]*Log, len(m.logs))
+	end := m.journal.End()
+	for id, l := range m.logs {
+		if other, ok := m.streams[l.stream]; ok {
+			return fmt.Errorf("storage: partitions %v and %v have the same journal stream %#x", id, other, l.stream)
+		}
+		m.streams[l.stream] = id
+		byStream[l.stream] = l
+		if l.rp.LSN > end {
+			return fmt.Errorf("storage: %v was checkpointed at journal LSN %d, but the journal in %s ends at %d: the journal was lost or replaced",
+				id, l.rp.LSN, filepath.Join(m.opts.Dir, journalDirName), end)
+		}
+	}
+	floors, err := m.deleteFloors(end)
+	if err != nil {
+		return err
+	}
+	if err := m.replay(byStream, floors, end); err != nil {
+		return err
+	}
+	var errs []error
+	for _, l := range m.logs {
+		if err := l.finishOpen(); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if m.legacy {
+		// The logs were validated and fsynced by recovery; their recovery
+		// points now name the journal's start.
+		for _, l := range m.logs {
+			l.mu.Lock()
+			rp := l.rp
+			rp.LSN, rp.legacy = end, false
+			if err := writeCheckpoint(l.fs, recoveryPointPath(l.dir), ckKindRecoveryPoint, rp.encode()); err != nil {
+				errs = append(errs, err)
+			} else {
+				l.rp = rp
+				l.durLSN, l.lastLSN = end, end
+			}
+			l.mu.Unlock()
+		}
+	}
+	return errors.Join(errs...)
 }
 
 // PartitionDirName is the directory name of a partition: <topic>-<partition>.
@@ -172,11 +265,22 @@ func (m *Manager) Create(id PartitionID, cfg LogConfig) (*Log, error) {
 	if l := m.logs[id]; l != nil {
 		return l, nil
 	}
+	stream := streamOf(id)
+	if other, ok := m.streams[stream]; ok {
+		return nil, fmt.Errorf("storage: %v has the journal stream %#x of %v; choose another topic name", id, stream, other)
+	}
+	m.pmu.Lock()
+	unjournaled := slices.Contains(m.deletedUnjournaled, stream)
+	m.pmu.Unlock()
+	if unjournaled {
+		return nil, fmt.Errorf("%w: %v was deleted while the journal was failed; it can be created again once the journal recovers", ErrStorage, id)
+	}
 	l, err := m.openLog(id, filepath.Join(m.opts.Dir, PartitionDirName(id)), cfg, false)
 	if err != nil {
 		return nil, err
 	}
 	m.logs[id] = l
+	m.streams[stream] = id
 	return l, nil
 }
 
@@ -233,7 +337,14 @@ func (m *Manager) Delete(id PartitionID) error {
 	if l == nil {
 		return nil
 	}
+	delete(m.streams, l.stream)
 	l.closeForDelete()
+	// Later entries of the stream belong to a recreated partition.
+	if _, err := m.journal.Append(journal.Entry{Kind: entryDelete, Stream: l.stream}); err != nil {
+		m.pmu.Lock()
+		m.deletedUnjournaled = append(m.deletedUnjournaled, l.stream)
+		m.pmu.Unlock()
+	}
 	gone := filepath.Join(m.opts.Dir, fmt.Sprintf("%s.%d%s", PartitionDirName(id), m.opts.Now().UnixNano(), deleteDirSuffix))
 	if err := m.opts.FS.Rename(l.dir, gone); err != nil {
 		return fmt.Errorf("storage: delete %v: %w", id, err)
@@ -310,13 +421,9 @@ func (m *Manager) Run(ctx context.Context) {
 	}
 }
 
-// FlushAll asks every log's flusher to fsync what was written (the
+// FlushAll starts a journal round for everything appended (the
 // interval-mode flush).
-func (m *Manager) FlushAll() {
-	for _, l := range m.snapshotLogs() {
-		l.requestFlush()
-	}
-}
+func (m *Manager) FlushAll() { m.journal.Flush() }
 
 // RunRetention rolls expired active segments and applies retention to
 // every log once.
@@ -344,10 +451,16 @@ func (m *Manager) RunCompaction(ctx context.Context) {
 	}
 }
 
-// Close closes every log (flush, fsync, producer snapshots, clean-shutdown
-// markers) and waits for background removals.
+// Close makes everything appended durable, closes every log (fsync,
+// producer snapshots, recovery points, clean-shutdown markers), releases
+// the journal files no failed log needs, closes the journal and waits for
+// background removals.
 func (m *Manager) Close() error {
 	m.mu.Lock()
+	if m.closed {
+		m.mu.Unlock()
+		return nil
+	}
 	m.closed = true
 	logs := make([]*Log, 0, len(m.logs))
 	for _, l := range m.logs {
@@ -355,6 +468,16 @@ func (m *Manager) Close() error {
 	}
 	m.logs = map[PartitionID]*Log{}
 	m.mu.Unlock()
+	if m.journal == nil {
+		m.bg.Wait()
+		return nil
+	}
+	close(m.stopLoops)
+	m.loops.Wait()
+	if err := m.journal.Sync(m.journal.End()); err != nil && !errors.Is(err, journal.ErrFailed) {
+		m.opts.Logger.Warn("storage: final journal round", "err", err)
+	}
+	m.afterRound()
 	var (
 		wg   sync.WaitGroup
 		emu  sync.Mutex
@@ -375,6 +498,23 @@ func (m *Manager) Close() error {
 		}()
 	}
 	wg.Wait()
+	// A log that did not close cleanly recovers from the journal.
+	bound := m.journal.Durable()
+	for _, l := range logs {
+		l.mu.Lock()
+		if l.failed != nil || l.lastLSN > l.rp.LSN {
+			bound = min(bound, l.rp.LSN)
+		}
+		l.mu.Unlock()
+	}
+	if m.journal.Failed() == nil {
+		if err := m.journal.Release(bound); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if err := m.journal.Close(); err != nil && !errors.Is(err, journal.ErrFailed) {
+		errs = append(errs, err)
+	}
 	m.bg.Wait()
 	return errors.Join(errs...)
 }

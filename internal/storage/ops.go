@@ -190,18 +190,29 @@ func (l *Log) DeleteRecordsBefore(offset int64) (int64, error) {
 	if err := l.touchLocked(); err != nil {
 		return -1, err
 	}
+	lsn, err := l.journalSyncLocked(entryLogStart, offset, nil)
+	if err != nil {
+		return -1, err
+	}
+	if err := l.deleteBeforeLocked(offset, lsn); err != nil {
+		return -1, err
+	}
+	return l.logStart, nil
+}
+
+// deleteBeforeLocked moves the log start up to offset, as the journal
+// entry at lsn asked (DeleteRecordsBefore, or its replay).
+func (l *Log) deleteBeforeLocked(offset, lsn int64) error {
 	if err := writeCheckpoint(l.fs, filepath.Join(l.dir, logStartFile), ckKindLogStart, putInt64s(offset)); err != nil {
-		return -1, l.failLocked(err)
+		return l.failLocked(err)
 	}
 	l.logStart = offset
+	l.durLSN = max(l.durLSN, lsn)
 	n := 0
 	for n+1 < len(l.segs) && l.segs[n+1].base <= offset {
 		n++
 	}
-	if err := l.dropHeadLocked(n); err != nil {
-		return -1, err
-	}
-	return l.logStart, nil
+	return l.dropHeadLocked(n)
 }
 
 // dropHeadLocked removes the first n segments (never the active one),
@@ -260,7 +271,9 @@ func (l *Log) unlinkSegmentLocked(s *segment) error {
 // Truncate removes every batch at or after offset (a batch containing
 // offset is removed whole, so the log end may end up below offset). An
 // offset below the log start empties the log and restarts it at offset.
-// Sync callers waiting for removed offsets get ErrTruncated.
+// Sync callers waiting for removed offsets get ErrTruncated. The
+// truncation is journaled and durable before the files are cut, so that
+// recovery never replays appends it removed.
 func (l *Log) Truncate(offset int64) error {
 	l.cpMu.Lock()
 	defer l.cpMu.Unlock()
@@ -281,17 +294,55 @@ func (l *Log) Truncate(offset int64) error {
 	if err := l.touchLocked(); err != nil {
 		return err
 	}
+	full := offset <= l.logStart
+	var flag []byte
+	if full {
+		flag = truncateFull
+	}
+	lsn, err := l.journalSyncLocked(entryTruncate, offset, flag)
+	if err != nil {
+		return err
+	}
+	return l.cutLocked(offset, full, lsn)
+}
+
+// journalSyncLocked appends an entry without data and waits until the
+// journal made it durable, with every entry before it: the log's pending
+// appends are durable after it. It returns the entry's LSN.
+func (l *Log) journalSyncLocked(kind uint8, offset int64, data []byte) (int64, error) {
+	lsn, err := l.journalAppendLocked(kind, offset, data)
+	if err != nil {
+		return 0, err
+	}
+	if err := l.mgr.journal.Sync(lsn); err != nil {
+		return 0, fmt.Errorf("%w: %v: %w", ErrStorage, l.id, err)
+	}
+	l.advanceLocked(lsn)
+	return lsn, nil
+}
+
+// cutLocked removes every batch at or after offset from the files (cpMu
+// held) without journaling it: Truncate after its journal entry, replay,
+// and the cut of appends whose journal entry was refused or whose round
+// failed. full empties the log and restarts it at offset. lsn is the
+// journal entry the log reflects after the cut (its own, or durLSN).
+func (l *Log) cutLocked(offset int64, full bool, lsn int64) error {
 	var err error
-	if offset <= l.logStart {
-		err = l.truncateFullyLocked(offset)
+	if full || offset < l.segs[0].base {
+		err = l.truncateFullyLocked(offset, lsn)
 	} else {
-		err = l.truncateToLocked(offset)
+		err = l.truncateToLocked(offset, lsn)
 	}
 	if err != nil {
 		return l.failLocked(err)
 	}
-	l.truncGen++
-	l.durable = min(l.durable, l.logEnd)
+	l.noteCutLocked(l.logEnd)
+	l.pending = slices.DeleteFunc(l.pending, func(p pendingAppend) bool { return p.end > l.logEnd })
+	if l.durable > l.logEnd {
+		a := l.activeLocked()
+		l.setDurableLocked(l.logEnd, a.base, a.size, lsn)
+	}
+	l.durLSN = max(l.durLSN, lsn)
 	keep := l.waiters[:0]
 	for _, w := range l.waiters {
 		if w.upTo > l.logEnd {
@@ -300,6 +351,7 @@ func (l *Log) Truncate(offset int64) error {
 			keep = append(keep, w)
 		}
 	}
+	clear(l.waiters[len(keep):])
 	l.waiters = keep
 	l.wakeWaitersLocked()
 	l.notifyLocked()
@@ -309,11 +361,14 @@ func (l *Log) Truncate(offset int64) error {
 			return l.failLocked(err)
 		}
 	}
-	return l.reloadProducersLocked()
+	if err := l.reloadProducersLocked(); err != nil {
+		return l.failLocked(err)
+	}
+	return nil
 }
 
 // truncateToLocked cuts the log inside it.
-func (l *Log) truncateToLocked(offset int64) error {
+func (l *Log) truncateToLocked(offset, lsn int64) error {
 	i := max(sort.Search(len(l.segs), func(i int) bool { return l.segs[i].base > offset })-1, 0)
 	s := l.segs[i]
 	// Find the first batch whose last offset is ≥ offset.
@@ -343,11 +398,13 @@ func (l *Log) truncateToLocked(offset int64) error {
 			cutOff = min(cutOff, l.segs[i+1].base)
 		}
 	}
-	// Lower the recovery point first, so a crash part-way through leaves
-	// a log that recovery validates from the cut: the old tail or a
-	// prefix of it, never a hole.
+	// Lower the recovery point first (to the cut, which reflects the
+	// journal up to lsn, the durable entry that asked for it), so that a
+	// crash part-way through recovers the cut log, not a prefix of the old
+	// one that the journal entries after the old recovery point would not
+	// fit.
 	if l.rp.Offset > cutOff || l.rp.SegmentBase > s.base {
-		if err := l.setRecoveryPointLocked(recoveryPoint{Offset: cutOff, SegmentBase: s.base, Position: cutPos}); err != nil {
+		if err := l.setRecoveryPointLocked(recoveryPoint{Offset: cutOff, SegmentBase: s.base, Position: cutPos, LSN: max(l.rp.LSN, lsn), LogStart: min(l.logStart, cutOff)}); err != nil {
 			return err
 		}
 	}
@@ -394,13 +451,12 @@ func (l *Log) truncateToLocked(offset int64) error {
 }
 
 // truncateFullyLocked deletes every segment and starts an empty log at
-// offset. Crash safety: the recovery point first drops to "nothing
-// known" (so recovery validates whatever survives, with its gap checks),
-// segments are unlinked newest first (a crash leaves a prefix), and only
-// then is the new segment created.
-func (l *Log) truncateFullyLocked(offset int64) error {
-	first := l.segs[0].base
-	if err := l.setRecoveryPointLocked(recoveryPoint{Offset: first, SegmentBase: first}); err != nil {
+// offset, which reflects the journal up to lsn (the entry that asked for
+// it, durable before). Crash safety: the recovery point first says so (a
+// restart point, which recovery applies to whatever files survive), then
+// segments are unlinked and the new one created.
+func (l *Log) truncateFullyLocked(offset, lsn int64) error {
+	if err := l.setRecoveryPointLocked(recoveryPoint{Offset: offset, SegmentBase: offset, Position: rpRestart, LSN: max(l.rp.LSN, lsn), LogStart: offset}); err != nil {
 		return err
 	}
 	for j := len(l.segs) - 1; j >= 0; j-- {
@@ -433,13 +489,12 @@ func (l *Log) truncateFullyLocked(offset int64) error {
 		return err
 	}
 	l.logStart, l.logEnd = offset, offset
-	return l.setRecoveryPointLocked(recoveryPoint{Offset: offset, SegmentBase: offset})
+	return l.setRecoveryPointLocked(recoveryPoint{Offset: offset, SegmentBase: offset, LSN: max(l.rp.LSN, lsn), LogStart: offset})
 }
 
 // setRecoveryPointLocked checkpoints rp (cpMu held).
 func (l *Log) setRecoveryPointLocked(rp recoveryPoint) error {
-	if err := writeCheckpoint(l.fs, filepath.Join(l.dir, recoveryPointFile), ckKindRecoveryPoint,
-		putInt64s(rp.Offset, rp.SegmentBase, rp.Position)); err != nil {
+	if err := writeCheckpoint(l.fs, recoveryPointPath(l.dir), ckKindRecoveryPoint, rp.encode()); err != nil {
 		return err
 	}
 	l.rp = rp

@@ -24,21 +24,38 @@ type ManagerOptions struct {
 	// time.Now.
 	Now func() time.Time
 	// FlushOnAck selects the durable mode (the broker's default,
-	// log.flush.mode=ack): appended data is fsynced promptly by a per-log
-	// group-commit flusher and the high watermark is the durable offset.
-	// False selects interval mode: fsync every FlushInterval, and the high
-	// watermark is the log end offset. The zero value is interval mode.
+	// log.flush.mode=ack): every append starts a group-commit round of the
+	// journal at once, and the high watermark is the durable offset. False
+	// selects interval mode: a journal round every FlushInterval (or when
+	// Sync asks), and the high watermark is the log end offset. The zero
+	// value is interval mode.
 	FlushOnAck bool
-	// FlushInterval is the fsync period in interval mode. Default 1s.
+	// FlushInterval is the journal round period in interval mode. Default
+	// 1s.
 	FlushInterval time.Duration
+	// CheckpointInterval is how often the segments written since the last
+	// checkpoint are fsynced and the recovery points written, so that the
+	// journal files before them can go. Default 5s.
+	CheckpointInterval time.Duration
+	// CheckpointBytes starts a checkpoint early when the journal holds
+	// this much. Default 256 MiB.
+	CheckpointBytes int64
+	// JournalFileSize is the size past which the journal starts a new
+	// file. Default 64 MiB.
+	JournalFileSize int64
+	// CanRecover, if set, tells the Manager whether to try recovering a
+	// failed journal or log (Recover), which it does every second until
+	// it succeeds: e.g. once the disk has free space again. Nil means
+	// always try.
+	CanRecover func() bool
 	// RetentionCheckInterval is how often Run applies retention and
 	// segment.ms rolling (log.retention.check.interval.ms). Default 5m.
 	RetentionCheckInterval time.Duration
 	// ConfigFor returns the configuration of a partition found on disk at
 	// open. Nil, or false for a partition, means DefaultLogConfig.
 	ConfigFor func(PartitionID) (LogConfig, bool)
-	// OnFsync, if set, observes the duration of every group-commit flush
-	// of a log (which may fsync several files and directories).
+	// OnFsync, if set, observes the duration of every journal fdatasync
+	// (one per group-commit round).
 	OnFsync func(time.Duration)
 	// MaxDecompressedBytes bounds the decompressed size of one batch when
 	// the log looks inside batches (compaction, timestamp lookups).
@@ -105,6 +122,15 @@ func (o *ManagerOptions) EnsureDefaults() {
 	if o.MaxOpenFiles == 0 {
 		o.MaxOpenFiles = 10000
 	}
+	if o.CheckpointInterval == 0 {
+		o.CheckpointInterval = 5 * time.Second
+	}
+	if o.CheckpointBytes == 0 {
+		o.CheckpointBytes = 256 << 20
+	}
+	if o.JournalFileSize == 0 {
+		o.JournalFileSize = 64 << 20
+	}
 }
 
 // Validate reports invalid options (after EnsureDefaults).
@@ -113,10 +139,11 @@ func (o *ManagerOptions) Validate() error {
 	if o.Dir == "" {
 		errs = append(errs, errors.New("storage: ManagerOptions.Dir is required"))
 	}
-	if o.FlushInterval < 0 || o.RetentionCheckInterval < 0 || o.CompactionInterval < 0 {
+	if o.FlushInterval < 0 || o.RetentionCheckInterval < 0 || o.CompactionInterval < 0 || o.CheckpointInterval < 0 {
 		errs = append(errs, errors.New("storage: intervals must not be negative"))
 	}
-	if o.MaxDecompressedBytes < 0 || o.RecoveryParallelism < 0 || o.CleanerMapBytes < 0 || o.ProducerIDExpiration < 0 || o.MaxOpenFiles < 0 {
+	if o.MaxDecompressedBytes < 0 || o.RecoveryParallelism < 0 || o.CleanerMapBytes < 0 || o.ProducerIDExpiration < 0 || o.MaxOpenFiles < 0 ||
+		o.CheckpointBytes < 0 || o.JournalFileSize < 0 {
 		errs = append(errs, errors.New("storage: sizes must not be negative"))
 	}
 	return errors.Join(errs...)

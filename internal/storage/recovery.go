@@ -6,6 +6,7 @@ import (
 	"io/fs"
 	"path/filepath"
 	"slices"
+	"sort"
 	"strings"
 
 	"github.com/streambus/streambus/internal/producerstate"
@@ -21,12 +22,9 @@ func (m *Manager) openLog(id PartitionID, dir string, cfg LogConfig, found bool)
 	opts := &m.opts
 	l := &Log{
 		id: id, dir: dir, fs: opts.FS, opts: opts, cfg: cfg,
-		files: m.files, dataDir: &m.dataDir,
-		logger:      opts.Logger.With("partition", fmt.Sprintf("%s-%d", id.Topic, id.Partition)),
-		changed:     make(chan struct{}),
-		kick:        make(chan struct{}, 1),
-		stop:        make(chan struct{}),
-		flusherDone: make(chan struct{}),
+		files: m.files, dataDir: &m.dataDir, mgr: m, stream: streamOf(id),
+		logger:  opts.Logger.With("partition", fmt.Sprintf("%s-%d", id.Topic, id.Partition)),
+		changed: make(chan struct{}),
 	}
 	if !found {
 		if err := l.fs.MkdirAll(dir, 0o755); err != nil {
@@ -40,7 +38,6 @@ func (m *Manager) openLog(id PartitionID, dir string, cfg LogConfig, found bool)
 		}
 		return nil, fmt.Errorf("storage: recover %v: %w", id, err)
 	}
-	go l.flushLoop()
 	return l, nil
 }
 
@@ -80,11 +77,14 @@ func listDir(ents []fs.DirEntry) dirListing {
 	return ls
 }
 
-// recover brings the directory to a consistent state and loads it. An
-// empty directory is a new log: its first segment is created and nothing
-// else is written (absent checkpoints mean the defaults); its directory
-// entries become durable with its first data (newDirs). A clean-shutdown
-// marker that matches the files is trusted and kept (see touchLocked).
+// recover brings the directory to a consistent state and loads it, ready
+// for the Manager to replay the journal into it (then finishOpen). An
+// empty directory is a new log: nothing is written (absent checkpoints
+// mean the defaults), and its first segment's file is created with its
+// first data. A clean-shutdown marker that matches the files is trusted
+// and kept (see touchLocked). Otherwise the log is cut at its recovery
+// point (cutTail), or, in a data directory from before the journal,
+// validated after it (scanTail).
 func (l *Log) recover() error {
 	nowMs := l.opts.Now().UnixMilli()
 	ents, err := l.fs.ReadDir(l.dir)
@@ -136,12 +136,29 @@ func (l *Log) recover() error {
 			return err
 		}
 	}
+	legacy := false
 	if trusted {
 		last.next = clean.LogEnd
 		l.keptMarker = true
+		l.rp.LSN = clean.LSN
 		l.logger.Debug("storage: clean shutdown, no recovery scan")
-	} else if err := l.scanTail(ls.recoveryPoint); err != nil {
-		return err
+	} else {
+		rp := rpNone
+		if ls.recoveryPoint {
+			rp = l.readRecoveryPoint()
+		}
+		legacy = rp.legacy || (rp.Offset < 0 && l.mgr.legacy)
+		if legacy {
+			err = l.scanTail(rp)
+		} else if err = l.cutTail(rp); err == nil {
+			// The log start of the recovery point's time: the journal
+			// entries after it replay later moves.
+			l.rp.LSN = max(rp.LSN, 0)
+			l.logStart = max(rp.LogStart, l.segs[0].base)
+		}
+		if err != nil {
+			return err
+		}
 	}
 	for _, s := range l.segs {
 		l.size += s.size
@@ -149,19 +166,9 @@ func (l *Log) recover() error {
 	last = l.activeLocked()
 	last.createdMs = nowMs
 	l.logEnd = last.next
-	if l.logStart > l.logEnd {
-		// The crash took data the log start had moved into: restart the
-		// log start at the end, durably, so later appends are visible.
-		if err := l.touchLocked(); err != nil {
-			return err
-		}
-		if err := writeCheckpoint(l.fs, filepath.Join(l.dir, logStartFile), ckKindLogStart, putInt64s(l.logEnd)); err != nil {
-			return err
-		}
-		l.logStart = l.logEnd
-	}
-	l.durable = l.logEnd
-	l.rp = recoveryPoint{Offset: l.logEnd, SegmentBase: last.base, Position: last.size}
+	l.rp = recoveryPoint{Offset: l.logEnd, SegmentBase: last.base, Position: last.size, LSN: l.rp.LSN, LogStart: l.logStart}
+	l.lastLSN = l.rp.LSN
+	l.durableAtEndLocked()
 	if trusted {
 		// Close wrote this recovery point before the marker, and left the
 		// producer snapshot and epoch checkpoint matching the log: both
@@ -175,6 +182,11 @@ func (l *Log) recover() error {
 	if err := l.fixEpochs(); err != nil {
 		return err
 	}
+	if !legacy {
+		// The recovery point stands: the files were only cut back to it,
+		// and the journal holds everything acknowledged after it.
+		return nil
+	}
 	// What recovery read may still sit only in the page cache (after a
 	// process crash); make it durable before it is served as durable.
 	if err := last.syncLog(); err != nil {
@@ -183,8 +195,62 @@ func (l *Log) recover() error {
 	if err := l.fs.SyncDir(l.dir); err != nil {
 		return fmt.Errorf("storage: sync dir: %w", err)
 	}
-	return writeCheckpoint(l.fs, filepath.Join(l.dir, recoveryPointFile), ckKindRecoveryPoint,
-		putInt64s(l.rp.Offset, l.rp.SegmentBase, l.rp.Position))
+	return writeCheckpoint(l.fs, recoveryPointPath(l.dir), ckKindRecoveryPoint, l.rp.encode())
+}
+
+// finishOpen completes recovery after the journal replay.
+func (l *Log) finishOpen() error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.failed != nil {
+		return nil // reported as offline; Manager.Recover retries
+	}
+	if l.logStart > l.logEnd {
+		// The crash took data the log start had moved into: restart the
+		// log start at the end, durably, so later appends are visible.
+		if err := l.touchLocked(); err != nil {
+			return err
+		}
+		if err := writeCheckpoint(l.fs, filepath.Join(l.dir, logStartFile), ckKindLogStart, putInt64s(l.logEnd)); err != nil {
+			return err
+		}
+		l.logStart = l.logEnd
+	}
+	l.durableAtEndLocked()
+	return nil
+}
+
+// adopt takes the state of fresh, a new recovery of the same directory,
+// into the failed log l (Manager.Recover), so that those holding l keep
+// using it.
+func (l *Log) adopt(fresh *Log) {
+	l.cpMu.Lock()
+	defer l.cpMu.Unlock()
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for _, s := range l.unflushed {
+		s.release()
+	}
+	for _, s := range l.segs {
+		s.retire(s.refs.Load() > 1)
+		s.release()
+	}
+	for _, w := range l.waiters {
+		w.ch <- l.failed
+	}
+	l.waiters = nil
+	fresh.mu.Lock()
+	defer fresh.mu.Unlock()
+	l.segs, l.unflushed = fresh.segs, fresh.unflushed
+	l.logStart, l.logEnd, l.size = fresh.logStart, fresh.logEnd, fresh.size
+	l.producers, l.epochs, l.epochsOnDisk = fresh.producers, fresh.epochs, fresh.epochsOnDisk
+	l.dirDirty, l.newDirs, l.keptMarker, l.unborn = fresh.dirDirty, fresh.newDirs, fresh.keptMarker, fresh.unborn
+	l.rp, l.cleanedTo, l.tombstoneDue = fresh.rp, 0, 0
+	l.durable, l.durSeg, l.durPos, l.durLSN, l.lastLSN = fresh.durable, fresh.durSeg, fresh.durPos, fresh.durLSN, fresh.lastLSN
+	l.pending = nil
+	l.failed = nil
+	fresh.segs, fresh.unflushed, fresh.closed = nil, nil, true
+	l.notifyLocked()
 }
 
 // startNew starts an empty log in an empty directory. Nothing is written:
@@ -201,6 +267,7 @@ func (l *Log) startNew(nowMs int64) error {
 		l.newDirs = l.dataDir.changed()
 	}
 	l.rp = recoveryPoint{SegmentBase: 0}
+	l.durableAtEndLocked()
 	return nil
 }
 
@@ -250,9 +317,9 @@ func (l *Log) cleanLeftovers(ents []fs.DirEntry) (bool, error) {
 func (l *Log) readCleanShutdown() *cleanShutdown {
 	b, err := readCheckpoint(l.fs, filepath.Join(l.dir, cleanShutdownFile), ckKindCleanShutdown)
 	if err == nil {
-		var v []int64
-		if v, err = getInt64s(b, 3); err == nil {
-			return &cleanShutdown{LogEnd: v[0], ActiveBase: v[1], ActiveSize: v[2]}
+		var c cleanShutdown
+		if c, err = decodeCleanShutdown(b); err == nil {
+			return &c
 		}
 	}
 	if !errors.Is(err, errNoCheckpoint) {
@@ -306,18 +373,18 @@ func (l *Log) readEpochs() {
 }
 
 func (l *Log) readRecoveryPoint() recoveryPoint {
-	b, err := readCheckpoint(l.fs, filepath.Join(l.dir, recoveryPointFile), ckKindRecoveryPoint)
+	b, err := readCheckpoint(l.fs, recoveryPointPath(l.dir), ckKindRecoveryPoint)
+	var rp recoveryPoint
+	if err == nil {
+		rp, err = decodeRecoveryPoint(b)
+	}
 	if err != nil {
 		if !errors.Is(err, errNoCheckpoint) {
-			l.logger.Warn("storage: ignoring recovery point", "err", err)
+			l.logger.Error("storage: ignoring recovery point", "err", err)
 		}
 		return rpNone
 	}
-	v, err := getInt64s(b, 3)
-	if err != nil {
-		return rpNone
-	}
-	return recoveryPoint{Offset: v[0], SegmentBase: v[1], Position: v[2]}
+	return rp
 }
 
 // openSegments opens the segment files, deleting those wholly below the
@@ -351,15 +418,10 @@ func removeSegmentFiles(fsys interface{ Remove(string) error }, dir string, base
 	return nil
 }
 
-// scanTail validates every batch after the recovery point (haveRP: the
-// directory holds its checkpoint), truncates the
-// log at the first torn or corrupt batch, and rebuilds the indexes of the
-// segments it scanned.
-func (l *Log) scanTail(haveRP bool) error {
-	rp := rpNone
-	if haveRP {
-		rp = l.readRecoveryPoint()
-	}
+// scanTail validates every batch after a legacy recovery point (rpNone if
+// there is none), truncates the log at the first torn or corrupt batch,
+// and rebuilds the indexes of the segments it scanned.
+func (l *Log) scanTail(rp recoveryPoint) error {
 	start, from := 0, int64(0)
 	if rp.Offset >= 0 {
 		for i, s := range l.segs {
@@ -404,6 +466,74 @@ func (l *Log) scanTail(haveRP bool) error {
 		}
 	}
 	return nil
+}
+
+// cutTail cuts the log at its recovery point (rpNone: the log was never
+// checkpointed, and starts again empty at offset 0): what follows was written after the
+// last checkpoint, so it is in the journal if it was acknowledged and is
+// replayed from there, and what the journal does not hold was never
+// acknowledged. The indexes are rebuilt from the recovery point on.
+func (l *Log) cutTail(rp recoveryPoint) error {
+	if rp.Offset < 0 || rp.Position == rpRestart {
+		// Never checkpointed (the journal holds the log's whole history:
+		// start again from a new log's state), or fully truncated.
+		base := int64(0)
+		if rp.Offset >= 0 {
+			base = rp.Offset
+		}
+		for j := len(l.segs) - 1; j >= 0; j-- {
+			s := l.segs[j]
+			l.segs = l.segs[:j]
+			s.release()
+			if err := removeSegmentFiles(l.fs, l.dir, s.base); err != nil {
+				return err
+			}
+		}
+		s, err := createSegment(l.fs, l.files, l.dir, base, l.opts.Now().UnixMilli())
+		if err != nil {
+			return err
+		}
+		l.segs = []*segment{s}
+		return nil
+	}
+	i := slices.IndexFunc(l.segs, func(s *segment) bool { return s.base == rp.SegmentBase })
+	pos := rp.Position
+	if i < 0 || pos > l.segs[i].size {
+		// The recovery point's segment is gone (retention) or shorter than
+		// it says: cut at its offset instead.
+		i = max(sort.Search(len(l.segs), func(i int) bool { return l.segs[i].base > rp.Offset })-1, 0)
+		s := l.segs[i]
+		var hbuf [recordbatch.HeaderSize]byte
+		for pos = 0; pos < s.size; {
+			h, err := s.readHeader(pos, s.size, hbuf[:])
+			if err != nil || h.BaseOffset >= rp.Offset {
+				break // a torn batch ends what the recovery point covers too
+			}
+			pos += h.Size()
+		}
+		l.logger.Warn("storage: recovery point not found in its segment; cutting at its offset", "offset", rp.Offset, "segment", s.base, "position", pos)
+	}
+	for j := len(l.segs) - 1; j > i; j-- {
+		later := l.segs[j]
+		l.segs = l.segs[:j]
+		later.release()
+		if err := removeSegmentFiles(l.fs, l.dir, later.base); err != nil {
+			return err
+		}
+	}
+	s := l.segs[i]
+	if pos < s.size {
+		if err := s.truncateLog(pos); err != nil {
+			return fmt.Errorf("storage: cut segment %d: %w", s.base, err)
+		}
+		s.size = pos
+	}
+	minBase := s.base
+	if i > 0 {
+		minBase = max(minBase, l.segs[i-1].next)
+	}
+	_, err := s.recoverSegment(pos, minBase, l.intervalLocked())
+	return err
 }
 
 // recoverSegment trusts the first prefix bytes (header walk only),

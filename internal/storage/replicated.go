@@ -49,29 +49,49 @@ func (l *Log) AppendReplicated(records []byte) (AppendResult, error) {
 	if l.failed != nil {
 		return res, l.failed
 	}
+	if err := l.journalFailed(); err != nil {
+		return res, err
+	}
 	res.LogStartOffset = l.logStart
 	if first := hdrs[0].BaseOffset; first < l.logEnd {
 		return res, fmt.Errorf("%w: first batch at %d, log end offset of %v is %d", ErrUnexpectedAppendOffset, first, l.id, l.logEnd)
 	}
+	prevEnd := l.logEnd
+	if err := l.appendReplicatedLocked(records, hdrs); err != nil {
+		return res, err
+	}
+	lsn, err := l.journalAppendLocked(entryAppend, hdrs[0].BaseOffset, records)
+	if err != nil {
+		return res, l.undoLocked(prevEnd, err)
+	}
+	res.BaseOffset, res.LastOffset, res.Gen = hdrs[0].BaseOffset, hdrs[len(hdrs)-1].LastOffset(), l.gen
+	l.notePendingLocked(lsn)
+	return res, nil
+}
+
+// appendReplicatedLocked writes validated batches at the end of the log as
+// AppendReplicated does, without journaling them (also the replay of an
+// append entry).
+func (l *Log) appendReplicatedLocked(records []byte, hdrs []recordbatch.Header) error {
 	for _, h := range hdrs {
 		if h.Size() > l.cfg.SegmentBytes || h.Size() > maxSegmentPosition {
-			return res, fmt.Errorf("%w: batch of %d bytes, segment.bytes %d", ErrRecordTooLarge, h.Size(), l.cfg.SegmentBytes)
+			return fmt.Errorf("%w: batch of %d bytes, segment.bytes %d", ErrRecordTooLarge, h.Size(), l.cfg.SegmentBytes)
 		}
 	}
 	if err := l.touchLocked(); err != nil {
-		return res, err
+		return err
 	}
 	for _, h := range hdrs {
 		if h.HasProducer() { // loaded before anything is written
 			if _, err := l.producersLocked(); err != nil {
-				return res, err
+				return err
 			}
 			break
 		}
 	}
 	nowMs := l.opts.Now().UnixMilli()
 	if err := l.learnEpochsLocked(hdrs); err != nil {
-		return res, err
+		return err
 	}
 	// Write runs of batches that fit the active segment, rolling between
 	// runs, so a large fetch does not overfill one segment.
@@ -84,18 +104,12 @@ func (l *Log) AppendReplicated(records []byte) (AppendResult, error) {
 			j++
 		}
 		if err := l.writeReplicatedLocked(records[p:p+n], hdrs[i:j], nowMs); err != nil {
-			return res, err
+			return err
 		}
 		p += n
 		i = j
 	}
-	res.BaseOffset, res.LastOffset = hdrs[0].BaseOffset, hdrs[len(hdrs)-1].LastOffset()
-	if l.opts.FlushOnAck {
-		l.requestFlush()
-	} else {
-		l.notifyLocked()
-	}
-	return res, nil
+	return nil
 }
 
 // learnEpochsLocked adds the epochs of hdrs that are newer than the
@@ -220,11 +234,27 @@ func (l *Log) TruncateFullyAndStartAt(offset int64) error {
 	if err := l.touchLocked(); err != nil {
 		return err
 	}
-	if err := l.truncateFullyLocked(offset); err != nil {
+	lsn, err := l.journalSyncLocked(entryReset, offset, nil)
+	if err != nil {
+		return err
+	}
+	return l.resetLocked(offset, lsn)
+}
+
+// resetLocked empties the log and restarts it at offset (cpMu held), as
+// TruncateFullyAndStartAt describes, without journaling it; the log then
+// reflects the journal up to lsn.
+func (l *Log) resetLocked(offset, lsn int64) error {
+	if err := l.touchLocked(); err != nil {
+		return err
+	}
+	if err := l.truncateFullyLocked(offset, lsn); err != nil {
 		return l.failLocked(err)
 	}
-	l.truncGen++
-	l.durable = offset // truncateFullyLocked fsynced the new empty log
+	l.noteCutLocked(offset)
+	l.pending = nil
+	l.lastLSN = max(l.lastLSN, lsn)
+	l.durableAtEndLocked()
 	for _, w := range l.waiters {
 		w.ch <- fmt.Errorf("%w: waiting for %d, log restarted at %d", ErrTruncated, w.upTo, offset)
 	}

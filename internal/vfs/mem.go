@@ -72,6 +72,7 @@ type MemFS struct {
 type memNode struct {
 	isDir          bool
 	data, synced   []byte
+	clean          int // data[:clean] equals synced[:clean]: Sync copies only the rest
 	children       map[string]*memNode
 	syncedChildren map[string]*memNode
 	modTime        time.Time
@@ -171,6 +172,7 @@ func (m *MemFS) OpenFile(name string, flag int, perm fs.FileMode) (File, error) 
 	}
 	if flag&os.O_TRUNC != 0 {
 		n.data = n.data[:0:0]
+		n.clean = 0
 	}
 	return &memFile{fs: m, n: n, name: name, flag: flag}, nil
 }
@@ -325,6 +327,9 @@ type CrashOptions struct {
 	// prefix of it (possibly none, possibly all): a torn write. Nil keeps
 	// exactly the synced data.
 	Rand *rand.Rand
+	// Process, when set, keeps everything, synced or not, as a process
+	// crash does (the page cache survives it). Rand is then ignored.
+	Process bool
 }
 
 // CrashClone returns a new MemFS holding what survives a crash now: the
@@ -334,25 +339,31 @@ type CrashOptions struct {
 func (m *MemFS) CrashClone(opts CrashOptions) *MemFS {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	return &MemFS{root: crashCopy(m.root, opts.Rand)}
+	return &MemFS{root: crashCopy(m.root, opts)}
 }
 
-func crashCopy(n *memNode, rng *rand.Rand) *memNode {
+func crashCopy(n *memNode, opts CrashOptions) *memNode {
 	if n.isDir {
 		d := newDir()
-		for name, c := range n.syncedChildren {
-			cc := crashCopy(c, rng)
+		entries := n.syncedChildren
+		if opts.Process {
+			entries = n.children
+		}
+		for name, c := range entries {
+			cc := crashCopy(c, opts)
 			d.children[name] = cc
 			d.syncedChildren[name] = cc
 		}
 		return d
 	}
 	data := append([]byte(nil), n.synced...)
-	if rng != nil && len(n.data) > len(n.synced) && rng.Intn(2) == 0 {
+	if rng := opts.Rand; opts.Process {
+		data = append([]byte(nil), n.data...)
+	} else if rng != nil && len(n.data) > len(n.synced) && rng.Intn(2) == 0 {
 		keep := len(n.synced) + rng.Intn(len(n.data)-len(n.synced)+1)
 		data = append([]byte(nil), n.data[:keep]...)
 	}
-	return &memNode{data: data, synced: append([]byte(nil), data...), modTime: n.modTime}
+	return &memNode{data: data, synced: append([]byte(nil), data...), clean: len(data), modTime: n.modTime}
 }
 
 // Garble overwrites n bytes of name at off with garbage, in both the
@@ -453,6 +464,7 @@ func (f *memFile) writeAtLocked(p []byte, off int64) (int, error) {
 		injected = err
 		p = p[:min(max(pw.N, 0), len(p))]
 	}
+	f.n.clean = int(min(int64(f.n.clean), off))
 	end := off + int64(len(p))
 	if end > int64(len(f.n.data)) {
 		if end > int64(cap(f.n.data)) {
@@ -500,7 +512,10 @@ func (f *memFile) Sync() error {
 	if err := f.fs.faultLocked(OpSync, f.name); err != nil {
 		return err
 	}
-	f.n.synced = append(f.n.synced[:0:0], f.n.data...)
+	n := f.n
+	from := min(n.clean, len(n.synced), len(n.data))
+	n.synced = append(n.synced[:from], n.data[from:]...)
+	n.clean = len(n.data)
 	return nil
 }
 
@@ -516,6 +531,7 @@ func (f *memFile) Truncate(size int64) error {
 	if size < 0 {
 		return errors.New("vfs: negative size")
 	}
+	f.n.clean = int(min(int64(f.n.clean), size, int64(len(f.n.data))))
 	if size <= int64(len(f.n.data)) {
 		f.n.data = f.n.data[:size]
 	} else {
