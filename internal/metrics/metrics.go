@@ -70,7 +70,7 @@ func New(reg prometheus.Registerer) *Metrics {
 		}),
 		fsync: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name: "streambus_fsync_duration_seconds",
-			Help: "Duration of a log's group-commit flush: the fsyncs of its data files, indexes and directory that make one round durable.",
+			Help: "Duration of the journal fdatasync of one group-commit round, which makes the appends of every partition in the round durable.",
 			// 10µs (page cache on NVMe) to 10s (a stalled disk).
 			Buckets: prometheus.ExponentialBucketsRange(10e-6, 10, 16),
 		}),
@@ -126,8 +126,8 @@ func (m *Metrics) AddBytesOut(n int) {
 	m.bytesOut.Add(float64(n))
 }
 
-// ObserveFsync records the duration of one group-commit flush of a log
-// (one or more fsync calls: segment, indexes, directories).
+// ObserveFsync records the duration of one journal fdatasync (one
+// group-commit round of the data directory).
 func (m *Metrics) ObserveFsync(d time.Duration) {
 	if m == nil {
 		return

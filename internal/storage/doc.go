@@ -85,59 +85,76 @@
 //
 // # Durability
 //
-// Append writes with pwrite and never fsyncs. A per-log flusher goroutine
-// performs group commit: it notes the log end, fsyncs the log files that
-// may hold unsynced data (rolled segments, with their indexes, then the
-// active segment, then the directory if files were created), and advances
-// the durable offset to what it noted, waking every Sync caller covered.
-// Callers that arrive during an fsync are served by the next round. In
-// FlushOnAck mode every append wakes the flusher, and the high watermark is
+// Append writes the batches to the active segment with pwrite and appends
+// the same bytes to the Manager's journal (internal/journal, one per data
+// directory; the entry kinds are in journal.go), in memory. The journal's
+// flusher goroutine performs group commit for every log at once: it
+// writes what was appended since its last round to its file and
+// fdatasyncs once; the Manager's durable loop then advances the durable
+// offset of each log the round covered and wakes its Sync callers. In
+// FlushOnAck mode every append starts a round, and the high watermark is
 // the durable offset, so consumers never see data a crash could take
-// away; in interval mode Run wakes it every FlushInterval and the high
-// watermark is the log end. An fsync or write error fails the log (Kafka
-// takes the log directory offline): retrying an fsync is unsound.
+// away; in interval mode Run starts one every FlushInterval (or a Sync
+// does) and the high watermark is the log end.
 //
-// The active segment's indexes are never fsynced on the append path:
-// recovery rebuilds them. A rolled segment's indexes are fsynced with it.
+// Segment files are fsynced only by checkpoints (Manager.Checkpoint: every
+// CheckpointInterval, or when the journal holds CheckpointBytes), which
+// fsync the segments (and a rolled segment's indexes, and directories)
+// written since the last one, write each log's recovery point at its
+// durable offset with the journal LSN and log start it reflects, and
+// release the journal files below the oldest LSN a log still needs. The
+// active segment's indexes are never fsynced: recovery rebuilds them.
 //
-// Creating a log fsyncs nothing. Its directory entries (the partition
-// directory in the data directory, its first segment file) become durable
-// in the flusher round that first makes data durable, before any of it
-// counts as durable (or at Close): the partition directory is fsynced and
-// then the data directory, with one fsync shared by every log created
-// before it started. A crash before that loses at most an empty log,
-// which the partition host creates again. OpenManager fsyncs the data
-// directory once, since a directory created before a process crash may
-// hold data recovery now serves as durable.
+// Truncate, TruncateFullyAndStartAt and DeleteRecordsBefore journal their
+// change and wait for it to be durable before they change any file (a
+// full truncation first writes a restart recovery point), so recovery
+// replays history exactly. Delete journals a delete entry, the floor
+// below which a recreated partition of the same name ignores the stream.
+//
+// A failed journal round (a write or fdatasync error: ENOSPC, EIO) fails
+// the journal: its waiters get ErrStorage, the appends it held are cut
+// from their segments at once (so a crash cannot bring back what a client
+// was told failed), and every log reports Failed until Manager.Recover —
+// tried every second once ManagerOptions.CanRecover allows — resets the
+// journal. SyncAppend tells a caller that its append was cut even when
+// later appends have taken its offsets since. A write error on a log's own
+// files fails that log; Recover reopens it from its directory and the
+// journal.
+//
+// Creating a log fsyncs nothing. Its directory's entry in the data
+// directory is made durable before its first journal entry can be (by its
+// first append, with one fsync shared by every log created before it
+// started): recovery replays the journal into the directories it finds. A
+// crash before that loses an empty log, which the partition host creates
+// again. OpenManager fsyncs the data directory once, since a directory
+// created before a process crash may hold data recovery now serves as
+// durable.
 //
 // # Recovery
 //
-// Close writes a clean-shutdown marker after fsyncing everything. With a
+// Close runs a last journal round, fsyncs everything and writes a
+// clean-shutdown marker with the journal LSN the log reflects. With a
 // marker that matches the files, open trusts them and writes nothing: it
 // costs a directory listing, the marker's read and one stat per segment;
 // no segment file is opened, indexes of closed segments are loaded on
 // first use, and the producer snapshot and leader epoch checkpoint (which
 // Close left matching the log) are read when first needed. The marker is
-// kept until the log's first change, which removes it (see touchLocked):
-// every change that could make a stale marker lie after a crash (cutting
-// or rewriting a segment, making appended data durable) fsyncs the
-// directory first, and appends alone only grow the active segment, so a
-// marker still found after a crash matches only unchanged files. Closing
-// a log that was not changed since such an open writes nothing. A marker
-// that does not match is deleted, durably, before recovery changes
-// anything. Without one, every batch after the recovery point is validated
-// (framing, CRC-32C, increasing offsets), the log is truncated at the
-// first torn or corrupt batch or at a gap between segments (data of a
-// later segment that outlived an unsynced earlier one), and the scanned
-// segments' indexes are rebuilt. Indexes of other segments are checked
-// when loaded (sizes, monotonicity, bounds, the last entry against the
-// log) and on each lookup (the entry's batch must have the entry's
-// offset), and rebuilt from the log when wrong.
-//
-// The recovery point is checkpointed after the flush that follows each
-// roll, after recovery at an open without a trusted marker, and at Close,
-// and lowered by Truncate.
-//
+// kept until the log's first change, which removes it (see touchLocked);
+// a stale marker is harmless, since the journal entries after its LSN are
+// replayed either way. Without a trusted marker, the log is cut at its
+// recovery point (cutTail; a log never checkpointed starts again empty,
+// its whole history being in the journal) and the indexes from there are
+// rebuilt. Then the Manager replays the journal: every entry of a log
+// after its recovery point's LSN (and after its stream's last delete
+// entry) is applied as the original change was. The journal cuts its own
+// torn tail first (internal/journal). A data directory written before the
+// journal existed is recovered the old way once — every batch after the
+// recovery point validated (framing, CRC-32C, increasing offsets), the
+// log truncated at the first torn or corrupt batch — and its recovery
+// points rewritten with the journal's LSN. Indexes of other segments are
+// checked when loaded (sizes, monotonicity, bounds, the last entry against
+// the log) and on each lookup, and rebuilt from the log when wrong.
+
 // # Idempotent producers
 //
 // Each log owns a producerstate.Table, used under the log lock: Append
