@@ -102,6 +102,7 @@ type segment struct {
 	offIdx          fileRef // N.index, created with the first index entry
 	timeIdx         fileRef // N.timeindex, created with N.index
 	idxWritten      bool    // this process wrote the index files: they are fsynced with the segment
+	idxDirty        bool    // entries appended since the files were written (flushIndexesLocked)
 	retired         bool    // the segment left the log: its file names may be another segment's
 }
 
@@ -243,19 +244,6 @@ func (s *segment) indexFileLocked(r *fileRef, suffix string) (vfs.File, error) {
 	return f, nil
 }
 
-// writeIndexLocked writes b at off in one of the index files.
-func (s *segment) writeIndexLocked(r *fileRef, suffix string, b []byte, off int64) error {
-	f, err := s.indexFileLocked(r, suffix)
-	if err != nil {
-		return err
-	}
-	defer s.files.unpin(r)
-	if _, err := f.WriteAt(b, off); err != nil {
-		return fmt.Errorf("storage: write %s of segment %d: %w", suffix, s.base, err)
-	}
-	return nil
-}
-
 // readHeader reads and parses the batch header at pos, which must lie
 // within limit bytes of the file.
 func (s *segment) readHeader(pos, limit int64, buf []byte) (recordbatch.Header, error) {
@@ -322,8 +310,11 @@ func (s *segment) noteBatchLocked(h recordbatch.Header, pos int64, interval int6
 	return newIdx, newT
 }
 
-// appendIndexes records a batch appended at pos in the indexes and their
-// files (not fsynced: recovery rebuilds the active segment's indexes).
+// appendIndexes records a batch appended at pos in the in-memory indexes.
+// The files are written when the segment's indexes are fsynced (a
+// checkpoint after a roll, Close): the active segment's indexes are
+// rebuilt by recovery, and writing them on every append would keep two
+// more files per partition open (or reopening) on the produce path.
 func (s *segment) appendIndexes(h recordbatch.Header, pos, interval int64) error {
 	s.idxMu.Lock()
 	defer s.idxMu.Unlock()
@@ -332,38 +323,19 @@ func (s *segment) appendIndexes(h recordbatch.Header, pos, interval int64) error
 			return err
 		}
 	}
-	ie, te := s.noteBatchLocked(h, pos, interval)
-	if ie == nil || s.retired {
-		return nil
-	}
-	if !s.idxWritten {
-		// Both files come into being together, so that a closed segment
-		// has both or (without entries) neither.
-		for _, x := range []struct {
-			r   *fileRef
-			suf string
-		}{{&s.offIdx, indexSuffix}, {&s.timeIdx, timeIndexSuffix}} {
-			if _, err := s.indexFileLocked(x.r, x.suf); err != nil {
-				return err
-			}
-			s.files.unpin(x.r)
-		}
-		s.idxWritten = true
-	}
-	var b [timeIndexEntrySize]byte
-	binary.BigEndian.PutUint32(b[0:], ie.rel)
-	binary.BigEndian.PutUint32(b[4:], ie.pos)
-	if err := s.writeIndexLocked(&s.offIdx, indexSuffix, b[:offsetIndexEntrySize], int64(len(s.idx)-1)*offsetIndexEntrySize); err != nil {
-		return err
-	}
-	if te != nil {
-		binary.BigEndian.PutUint64(b[0:], uint64(te.ts))
-		binary.BigEndian.PutUint32(b[8:], te.rel)
-		if err := s.writeIndexLocked(&s.timeIdx, timeIndexSuffix, b[:], int64(len(s.tidx)-1)*timeIndexEntrySize); err != nil {
-			return err
-		}
+	if ie, _ := s.noteBatchLocked(h, pos, interval); ie != nil && !s.retired {
+		s.idxDirty = true
 	}
 	return nil
+}
+
+// flushIndexesLocked writes the index files if entries were appended
+// since they were last written.
+func (s *segment) flushIndexesLocked() error {
+	if !s.idxDirty || s.retired {
+		return nil
+	}
+	return s.writeIndexFilesLocked()
 }
 
 // loadIndexLocked reads the index files for a segment of size bytes,
@@ -485,7 +457,7 @@ func (s *segment) writeIndexFilesLocked() error {
 				return fmt.Errorf("storage: remove empty index of segment %d: %w", s.base, err)
 			}
 		}
-		s.idxWritten = false
+		s.idxWritten, s.idxDirty = false, false
 		return nil
 	}
 	ib := make([]byte, 0, len(s.idx)*offsetIndexEntrySize)
@@ -507,7 +479,7 @@ func (s *segment) writeIndexFilesLocked() error {
 			return err
 		}
 	}
-	s.idxWritten = true
+	s.idxWritten, s.idxDirty = true, false
 	return nil
 }
 
@@ -638,7 +610,7 @@ func (s *segment) truncateIndexes(size, cut, interval int64) error {
 	return s.writeIndexFilesLocked()
 }
 
-// syncIndexes fsyncs the index files if open.
+// syncIndexes writes the index files if needed and fsyncs them.
 func (s *segment) syncIndexes() error {
 	s.idxMu.Lock()
 	defer s.idxMu.Unlock()
@@ -646,6 +618,9 @@ func (s *segment) syncIndexes() error {
 }
 
 func (s *segment) syncIndexesLocked() error {
+	if err := s.flushIndexesLocked(); err != nil {
+		return err
+	}
 	if !s.idxWritten || s.retired {
 		return nil
 	}
