@@ -99,7 +99,7 @@ type segment struct {
 	maxTs           int64 // largest batch max timestamp, -1 if none
 	maxTsOffset     int64 // base offset of the batch holding maxTs
 	bytesSinceIndex int64
-	offIdx          fileRef // N.index, created with the first index entry
+	offIdx          fileRef // N.index, written when the indexes are first fsynced with entries
 	timeIdx         fileRef // N.timeindex, created with N.index
 	idxWritten      bool    // this process wrote the index files: they are fsynced with the segment
 	idxDirty        bool    // entries appended since the files were written (flushIndexesLocked)
@@ -113,8 +113,8 @@ func newSegment(fsys vfs.FS, files *fileCache, dir string, base int64) *segment 
 }
 
 // createSegment creates the (empty) log file of a new segment at base. Its
-// index files are created with the first index entry: a segment without
-// one has none.
+// index files are written when its indexes are first fsynced with entries
+// (flushIndexesLocked): a segment without entries has none.
 func createSegment(fsys vfs.FS, files *fileCache, dir string, base, nowMs int64) (*segment, error) {
 	s := newEmptySegment(fsys, files, dir, base, nowMs)
 	if err := s.create(); err != nil {
