@@ -210,18 +210,7 @@ func (m *Manager) durableLoop() {
 // if the journal failed, cuts their pending appends.
 func (m *Manager) afterRound() {
 	if err := m.journal.Failed(); err != nil {
-		// Rounds before the failed one made their entries durable (the
-		// wake-up for them may be this one): advance to them first.
-		d := m.journal.Durable()
-		serr := fmt.Errorf("%w: %w", ErrStorage, err)
-		for _, l := range m.takeWatched() {
-			l.cpMu.Lock()
-			l.mu.Lock()
-			l.advanceLocked(d)
-			l.dropPendingLocked(serr)
-			l.mu.Unlock()
-			l.cpMu.Unlock()
-		}
+		m.dropPending(m.takeWatched(), err)
 		return
 	}
 	d := m.journal.Durable()
@@ -232,6 +221,21 @@ func (m *Manager) afterRound() {
 		if more {
 			m.watch(l)
 		}
+	}
+}
+
+// dropPending settles the pending appends of logs after the journal
+// failed with err: those a round before the failed one made durable (the
+// wake-up for them may be this one) advance, the rest are cut.
+func (m *Manager) dropPending(logs []*Log, err error) {
+	d, serr := m.journal.Durable(), fmt.Errorf("%w: %w", ErrStorage, err)
+	for _, l := range logs {
+		l.cpMu.Lock()
+		l.mu.Lock()
+		l.advanceLocked(d)
+		l.dropPendingLocked(serr)
+		l.mu.Unlock()
+		l.cpMu.Unlock()
 	}
 }
 
@@ -393,15 +397,7 @@ func (m *Manager) Recover() error {
 		// Appends whose journal entry was lost with the failed round
 		// and that the durable loop has not seen yet go now: their LSNs
 		// are about to be reused.
-		d, serr := m.journal.Durable(), fmt.Errorf("%w: %w", ErrStorage, jerr)
-		for _, l := range m.snapshotLogs() {
-			l.cpMu.Lock()
-			l.mu.Lock()
-			l.advanceLocked(d)
-			l.dropPendingLocked(serr)
-			l.mu.Unlock()
-			l.cpMu.Unlock()
-		}
+		m.dropPending(m.snapshotLogs(), jerr)
 		if err := m.journal.Reset(); err != nil {
 			return err
 		}
